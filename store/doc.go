@@ -1,0 +1,72 @@
+// Package store is kreide's one storage layer: every protocol reads and
+// writes users' data through it, and it encrypts everything a person wrote
+// (shared/DESIGN.md, invariant 1). It never imports a protocol library.
+//
+// # Files
+//
+//	<data dir>/lock              flock held by the owning process (one serve per data dir)
+//	<data dir>/system.db         the Directory (bbolt)
+//	<data dir>/users/<id>/store.db         one account's records (bbolt)
+//	<data dir>/users/<id>/blobs/xx/<blob>  encrypted content larger than 64 KiB
+//
+// # system.db buckets
+//
+//	domains    domain -> 1
+//	accounts   account id -> AccountInfo (JSON): login, aliases, quota, KEM public
+//	           key, KEM private key wrapped under the user master key (UMK),
+//	           display name sealed to the public key
+//	addresses  address (login or alias, lower case) -> account id
+//	creds      account id "/" cred id -> credRecord: one wrap of the UMK per
+//	           credential (password with its Argon2id parameters, each app
+//	           password with label and scopes, the recovery code)
+//
+// # store.db buckets (per account)
+//
+//	meta       modseq (change counter), mboxseq, uidvalidity, used (bytes)
+//	mailboxes  mailbox id (4 bytes) -> counters in clear (UIDVALIDITY, UIDNEXT,
+//	           HIGHESTMODSEQ, messages, unseen, size, role) and the sealed name
+//	           and subscription
+//	mboxnames  HMAC(index key, name) -> mailbox id
+//	roles      role ("inbox", "junk", ...) -> mailbox id, in clear so delivery
+//	           while locked can find INBOX and Junk
+//	msgs       mailbox id || UID -> msgRecord: size, internal date, modseq, blob
+//	           ref, wrapped content key, sealed flags
+//	structs    blob id -> envelope and MIME structure sealed under the
+//	           message's content key
+//	bodies     blob id -> encrypted content up to 64 KiB (inline)
+//	blobfiles  blob id -> 1 for content in files (so a sweep finds orphans)
+//	changes    modseq -> kind, mailbox, UID (ids only): feeds IMAP IDLE and
+//	           CONDSTORE, later DAV sync tokens
+//
+// Bucket keys are counters, random ids or HMACs: bbolt stores keys in clear.
+//
+// # Content
+//
+// Every message (and later every file) has its own random content key and is
+// encrypted as a stream of 64 KiB AES-256-GCM chunks (crypto.NewStreamWriter),
+// so reads can seek. The design's blob header (version, wrapped key) lives in
+// the referencing record instead of the file: re-wrapping a key after a locked
+// delivery is then one small bbolt write instead of a file rewrite.
+//
+// Delivery while the account is locked (Directory.Deliver) seals the content
+// key to the account's public key (HPKE, ML-KEM-768+X25519). At the next
+// unlock, a background pass re-wraps those keys under the account's blob key.
+//
+// # Write order and crash safety
+//
+// Content first: a file is written, fsynced, and its directory fsynced; then
+// the bbolt transaction that references it commits (bbolt fsyncs). Deleting
+// goes the other way: record first, then unlink. A crash therefore leaves at
+// worst an unreferenced file, which the sweep at the next open removes. bbolt
+// runs with its default sync settings: never NoSync for user data.
+//
+// # Locking and concurrency
+//
+// There is no global lock on the hot path. The Directory's RWMutex is taken
+// exclusively only to swap system.db after compaction (account deletion). Each
+// account has its own bbolt file with its own single writer, so one user's
+// load does not stall another's; concurrent deliveries and appends to one
+// account go through bbolt's Batch and share fsyncs. One handle per account
+// per process is shared by every session (pool.go), reference-counted and
+// closed when idle.
+package store
