@@ -8,6 +8,8 @@
 //	<data dir>/system.db         the Directory (bbolt)
 //	<data dir>/users/<id>/store.db         one account's records (bbolt)
 //	<data dir>/users/<id>/blobs/xx/<blob>  encrypted content larger than 64 KiB
+//	<data dir>/server.key        32 random bytes (0600): seals the outbound queue and DKIM keys
+//	<data dir>/queue/<id>        outbound messages, each a stream under its own content key
 //
 // # system.db buckets
 //
@@ -19,6 +21,9 @@
 //	creds      account id "/" cred id -> credRecord: one wrap of the UMK per
 //	           credential (password with its Argon2id parameters, each app
 //	           password with label and scopes, the recovery code)
+//	queue      message id -> envelope and recipient states, sealed under a key
+//	           derived from server.key (queue.go); Sweep runs before any spool
+//	dkimkeys   domain -> Ed25519 and RSA-2048 DKIM keys sealed under server.key
 //
 // # store.db buckets (per account)
 //
