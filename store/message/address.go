@@ -111,7 +111,9 @@ func (ap *addrParser) list(out *[]Address, inGroup bool) {
 			words, comment = nil, ""
 		case ':':
 			if inGroup {
-				continue // nested groups are not allowed: ignore
+				// Nested groups are not allowed: drop the name.
+				words, comment = nil, ""
+				continue
 			}
 			name := phrase(words)
 			if name == "" {
@@ -148,11 +150,18 @@ func (ap *addrParser) angle() Address {
 		case 'a', 'q':
 			local = append(local, t)
 		case '@':
-			if len(local) == 0 {
-				// Obsolete route "@a,@b:": skip it.
-				for t = ap.next(); t.kind != 0 && t.kind != ':' && t.kind != '>'; t = ap.next() {
+			if len(local) == 0 && a.Host == "" {
+				// "<@domain>" (no local part) or an obsolete route
+				// "<@a,@b:user@domain>".
+				d := ap.domain()
+				for {
+					t = ap.next()
+					if t.kind == ':' || t.kind == 0 || t.kind == '>' {
+						break
+					}
 				}
-				if t.kind == '>' || t.kind == 0 {
+				if t.kind != ':' {
+					a.Host = d
 					return a
 				}
 				continue

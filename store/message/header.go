@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Header fields the parser looks at.
@@ -98,9 +99,29 @@ func (h *header) parse(hdr []byte, wantEnv bool) {
 			return true
 		}
 		h.has[id] = true
-		h.v[id] = unfold(value)
+		if len(value) > maxFieldLen+1000 {
+			value = value[:maxFieldLen+1000] // before unfolding: bound the copy
+		}
+		h.v[id] = truncateUTF8(unfold(value), maxFieldLen)
 		return true
 	})
+}
+
+// maxFieldLen bounds the values of the header fields kept in a Structure,
+// so that its size stays small whatever the header holds.
+const maxFieldLen = 64 << 10
+
+// truncateUTF8 cuts s to at most n bytes, not inside a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return s[:n]
 }
 
 // forEachField calls fn for every well-formed field of a raw header block
@@ -550,7 +571,7 @@ func (l *lexer) params(cs string) map[string]string {
 		}
 		join2231(segs, params)
 	}
-	if params == nil {
+	if len(params) == 0 {
 		return nil
 	}
 	if cs == "" {

@@ -306,8 +306,9 @@ var ErrVersion = errors.New("message: unknown structure encoding version")
 // message, children within their parents) and returns ErrCorrupt or
 // ErrVersion for invalid data. The returned strings share one allocation.
 func Unmarshal(b []byte) (*Structure, error) {
-	d, s, err := decodeHead(b)
-	if err != nil {
+	var d decoder
+	s := &Structure{}
+	if err := d.head(b, s); err != nil {
 		return nil, err
 	}
 	n := d.count(MaxParts)
@@ -328,33 +329,31 @@ func Unmarshal(b []byte) (*Structure, error) {
 	return s, nil
 }
 
-// UnmarshalEnvelope decodes only the envelope and sizes of a Structure
+// UnmarshalEnvelope decodes only the envelope and size of a Structure
 // encoded by Marshal, which is cheaper than Unmarshal. It does not
 // validate the rest of the data.
 func UnmarshalEnvelope(b []byte) (env Envelope, size int64, err error) {
-	_, s, err := decodeHead(b)
-	if err != nil {
+	var d decoder
+	var s Structure
+	if err := d.head(b, &s); err != nil {
 		return Envelope{}, 0, err
 	}
 	return s.Envelope, s.Size, nil
 }
 
-func decodeHead(b []byte) (*decoder, *Structure, error) {
+// head decodes the version, sizes and envelope into s.
+func (d *decoder) head(b []byte, s *Structure) error {
 	if len(b) == 0 {
-		return nil, nil, ErrCorrupt
+		return ErrCorrupt
 	}
 	if b[0] != version {
-		return nil, nil, ErrVersion
+		return ErrVersion
 	}
-	d := &decoder{b: b, s: string(b), i: 1}
-	s := &Structure{}
+	*d = decoder{b: b, s: string(b), i: 1}
 	s.Size = d.offset(1 << 62)
 	s.HeaderSize = d.offset(s.Size)
 	d.envelope(&s.Envelope)
-	if d.err != nil {
-		return nil, nil, d.err
-	}
-	return d, s, nil
+	return d.err
 }
 
 type decoder struct {

@@ -574,9 +574,9 @@ func TestTextReader(t *testing.T) {
 func TestDecoders(t *testing.T) {
 	for _, c := range []struct{ enc, in, want string }{
 		{"base64", "SGVs\r\nbG8=\r\n", "Hello"},
-		{"base64", "SGVsbG8=\nIHdvcmxk", "Hello world"},     // concatenated encodings
-		{"base64", "SG Vs*bG\t8", "Hello"},                   // junk and missing padding
-		{"base64", "SGVsbA", "Hell"},                         // missing padding
+		{"base64", "SGVsbG8=\nIHdvcmxk", "Hello world"}, // concatenated encodings
+		{"base64", "SG Vs*bG\t8", "Hello"},              // junk and missing padding
+		{"base64", "SGVsbA", "Hell"},                    // missing padding
 		{"BASE64", "", ""},
 		{"quoted-printable", "a=3Db =\r\nc=\nd   \r\ne=zz=4\r\n", "a=b cd\r\ne=zz=4\r\n"},
 		{"Quoted-Printable", "caf=c3=a9", "café"},

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 )
 
 // readBufSize is the size of the bufio.Reader used by Parse. Lines longer
@@ -15,12 +16,9 @@ const readBufSize = 32 << 10
 // structure. Malformed input never causes an error; only a read error of r
 // (other than io.EOF) is returned.
 func Parse(r io.Reader) (*Structure, error) {
-	p := &parser{bol: true}
-	if br, ok := r.(*bufio.Reader); ok && br.Size() >= readBufSize {
-		p.br = br
-	} else {
-		p.br = bufio.NewReaderSize(r, readBufSize)
-	}
+	p := parserPool.Get().(*parser)
+	defer p.release()
+	p.br.Reset(r)
 	root, env := p.entity(0, false, true)
 	if p.err != nil {
 		return nil, p.err
@@ -30,6 +28,24 @@ func Parse(r io.Reader) (*Structure, error) {
 		s.Envelope = *env
 	}
 	return s, nil
+}
+
+// parserPool recycles parsers with their read and header buffers.
+var parserPool = sync.Pool{New: func() any {
+	return &parser{br: bufio.NewReaderSize(nil, readBufSize), bol: true}
+}}
+
+// maxPooledHeader is the largest header buffer kept in the pool.
+const maxPooledHeader = 64 << 10
+
+func (p *parser) release() {
+	br, hdr := p.br, p.hdr[:0]
+	if cap(hdr) > maxPooledHeader {
+		hdr = nil
+	}
+	br.Reset(nil)
+	*p = parser{br: br, hdr: hdr, bounds: p.bounds[:0], bol: true}
+	parserPool.Put(p)
 }
 
 // chunk is a line of input, or a piece of a line longer than the read
@@ -203,9 +219,7 @@ func (p *parser) entity(depth int, digest, wantEnv bool) (*Part, *Envelope) {
 		for p.next() {
 			c := &p.cur
 			if p.checkBoundary(c) {
-				// Header interrupted by a boundary: empty body.
-				bodyStart, lfAtBody = c.start, c.lfBefore
-				break
+				break // header interrupted by a boundary: empty body
 			}
 			if c.bol && isBlankLine(c.b) {
 				bodyStart, lfAtBody = p.off, p.lf
@@ -222,8 +236,13 @@ func (p *parser) entity(depth int, digest, wantEnv bool) (*Part, *Envelope) {
 	}
 	if bodyStart < 0 {
 		bodyStart, lfAtBody = p.pos(), p.lfPos()
-		if p.hit.set {
-			bodyStart, lfAtBody = p.hit.start, p.hit.lfBefore
+		if h := &p.hit; h.set {
+			// The line break before the delimiter belongs to it, not
+			// to the header.
+			bodyStart, lfAtBody = h.start, h.lfBefore
+			if t := int64(h.prevTerm); t > 0 && h.start-t >= part.HeaderStart {
+				bodyStart, lfAtBody = h.start-t, h.lfBefore-1
+			}
 		}
 	}
 	part.BodyStart = bodyStart
@@ -293,6 +312,11 @@ func (p *parser) multipart(part *Part, depth int) {
 
 // finish sets the end of part, whose body started at the LF count
 // lfAtBody, from the boundary hit or EOF that ended it.
+//
+// Normally a part ends right before the line break that precedes the
+// delimiter line. In degenerate cases (the part's header, or an embedded
+// message's header, runs up to the delimiter) its body is empty, and a
+// part never ends before its last child.
 func (p *parser) finish(part *Part, lfAtBody int64) {
 	if !p.hit.set {
 		part.End = p.off
@@ -300,13 +324,14 @@ func (p *parser) finish(part *Part, lfAtBody int64) {
 		return
 	}
 	h := &p.hit
-	end := h.start - int64(h.prevTerm)
+	end := max(h.start-int64(h.prevTerm), part.BodyStart)
+	if n := len(part.Children); n > 0 {
+		end = max(end, part.Children[n-1].End)
+	}
+	// LFs in [BodyStart, h.start); the last one ends at h.start.
 	lines := h.lfBefore - lfAtBody
-	if h.prevTerm > 0 && end >= part.BodyStart {
-		lines-- // the line break before the delimiter is not part of the body
-	} else {
-		end = part.BodyStart
-		lines = 0
+	if end < h.start && lines > 0 {
+		lines--
 	}
 	part.End = end
 	part.Lines = max(lines, 0)

@@ -65,10 +65,15 @@ func DecodeHeaderText(s string) string {
 // parseWord parses an encoded-word "=?charset?e?text?=" at s[k:] and
 // returns its charset (without RFC 2231 language), the decoded bytes and the
 // index just after it.
+//
+// The encoded text ends at its first '?' (RFC 2047 does not allow '?' in
+// it), which keeps decoding linear: a failed attempt never scans past the
+// next "=?". As a leniency, a stray '?' followed by "?=" within a few
+// characters is accepted as part of the text.
 func parseWord(s string, k int) (cs string, dec []byte, end int, ok bool) {
 	rest := s[k+2:]
-	q := strings.IndexByte(rest, '?')
-	if q <= 0 || q > 64 || len(rest) < q+3 || rest[q+2] != '?' {
+	q := strings.IndexByte(rest[:min(len(rest), 66)], '?')
+	if q <= 0 || len(rest) < q+3 || rest[q+2] != '?' {
 		return "", nil, 0, false
 	}
 	cs = rest[:q]
@@ -83,9 +88,16 @@ func parseWord(s string, k int) (cs string, dec []byte, end int, ok bool) {
 	}
 	enc := rest[q+1]
 	text := rest[q+3:]
-	e := strings.Index(text, "?=")
+	e := strings.IndexByte(text, '?')
 	if e < 0 {
 		return "", nil, 0, false
+	}
+	if e+1 >= len(text) || text[e+1] != '=' {
+		f := strings.Index(text[e+1:min(len(text), e+1+16)], "?=")
+		if f < 0 || strings.ContainsAny(text[:e+1+f], " \t\r\n") || strings.Contains(text[:e+1+f], "=?") {
+			return "", nil, 0, false
+		}
+		e += 1 + f
 	}
 	text = text[:e]
 	end = k + 2 + q + 3 + e + 2
