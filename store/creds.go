@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -143,10 +144,13 @@ var argonSlots = make(chan struct{}, max(1, runtime.NumCPU()))
 
 // dummyCred makes a failed lookup cost the same Argon2 run as a wrong password,
 // so timing does not tell whether an account exists.
-var dummyCred = sync.OnceValue(func() *credRecord {
-	p := crypto.NewArgon2Params()
-	return &credRecord{Account: "-", ID: "-", Kind: credPassword, Argon2: &p, Wrapped: make([]byte, 64)}
-})
+func (d *Directory) dummyCred() *credRecord {
+	d.dummyOnce.Do(func() {
+		p := d.opts.Argon2()
+		d.dummy = &credRecord{Account: "-", ID: "-", Kind: credPassword, Argon2: &p, Wrapped: make([]byte, 64)}
+	})
+	return d.dummy
+}
 
 // unlockWith finds the credential that secret opens. Tokens are tried first:
 // they are cheap, and clients that use them reconnect often.
@@ -173,7 +177,7 @@ func (d *Directory) unlockWith(ctx context.Context, info AccountInfo, secret str
 	}
 	if password == nil {
 		if slices.Contains(kinds, credPassword) {
-			password = dummyCred()
+			password = d.dummyCred()
 		} else {
 			return crypto.Key{}, nil, ErrAuthFailed
 		}
@@ -194,6 +198,20 @@ func (d *Directory) unlockWith(ctx context.Context, info AccountInfo, secret str
 // Login authenticates address (login or alias) with a password or an app
 // password of the given scope and returns the unlocked account. Close it when done.
 func (d *Directory) Login(ctx context.Context, address, secret string, scope Scope) (*Account, error) {
+	ip, name := remoteOf(ctx), strings.ToLower(strings.TrimSpace(address))
+	if err := d.limiter.wait(ctx, ip, name); err != nil {
+		return nil, err
+	}
+	a, err := d.login(ctx, address, secret, scope)
+	if errors.Is(err, ErrAuthFailed) {
+		d.limiter.fail(ip, name)
+	} else if err == nil {
+		d.limiter.succeed(ip, name)
+	}
+	return a, err
+}
+
+func (d *Directory) login(ctx context.Context, address, secret string, scope Scope) (*Account, error) {
 	info, err := d.Lookup(ctx, address)
 	if err != nil {
 		// Same cost as a wrong password.

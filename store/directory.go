@@ -53,8 +53,12 @@ type Directory struct {
 	mu sync.RWMutex // guards db replacement during compaction; held shared by every operation
 	db *bolt.DB
 
-	pool   *pool
-	unlock *unlockCache
+	pool    *pool
+	unlock  *unlockCache
+	limiter *loginLimiter
+
+	dummyOnce sync.Once
+	dummy     *credRecord
 }
 
 // AccountInfo is what the directory knows of an account without its key.
@@ -115,6 +119,7 @@ func Open(dir string, opts Options) (*Directory, error) {
 	d := &Directory{dir: dir, opts: opts, lock: lock, db: db}
 	d.pool = newPool(d, opts.IdleClose)
 	d.unlock = newUnlockCache(opts.UnlockCacheTTL)
+	d.limiter = newLoginLimiter()
 	return d, nil
 }
 
