@@ -43,6 +43,12 @@
 //	changes    modseq -> kind, mailbox, UID (ids only): feeds IMAP IDLE and
 //	           CONDSTORE, later DAV sync tokens
 //
+//	fnodes     file tree node id -> sealed node (name, size, times, etag,
+//	           content key wrap); fchildren: HMAC(parent id, name) -> node id;
+//	           fprops: dead properties, sealed; flocks: WebDAV locks, sealed
+//	           (files.go). File changes are logged with Collection ==
+//	           FilesCollection and the node id as Object.
+//
 // Bucket keys are counters, random ids or HMACs: bbolt stores keys in clear.
 //
 // # Content
