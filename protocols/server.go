@@ -12,11 +12,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
 	"kreide/config"
+	"kreide/protocols/autoconfig"
+	"kreide/protocols/dav"
+	"kreide/protocols/dav/davauth"
 	"kreide/protocols/imap"
 	"kreide/protocols/smtp"
 	"kreide/protocols/tlsconf"
@@ -52,7 +56,7 @@ type frontend struct {
 var frontends = []frontend{
 	imapFrontend,
 	smtpFrontend,
-	// DAV (listen.https) comes here once protocols/dav has a server.
+	davFrontend,
 }
 
 // imapFrontend serves IMAP with STARTTLS and over TLS.
@@ -105,6 +109,45 @@ var smtpFrontend = frontend{
 		}
 		return srv
 	},
+}
+
+// davFrontend serves CalDAV, CardDAV, WebDAV files and client
+// autoconfiguration over HTTPS.
+var davFrontend = frontend{
+	name: "dav",
+	keys: []string{"listen.https"},
+	start: func(e *env, lns map[string]net.Listener, serve func(string, func() error)) io.Closer {
+		l := e.cfg.Listen
+		ac := autoconfig.New(autoconfig.Options{
+			Hostname: e.cfg.Hostname, Domains: e.cfg.Domains, Dir: e.dir, Logger: e.logger.With("proto", "autoconfig"),
+			IMAPS: portOf(l.IMAPS), IMAP: portOf(l.IMAP), Submissions: portOf(l.Submissions), Submission: portOf(l.Submission), HTTPS: portOf(l.HTTPS),
+		})
+		srv := dav.New(dav.Options{
+			Dir: e.dir,
+			TLS: e.tls,
+			AllowPlaintext: func(remote string) bool {
+				return e.cfg.Auth.AllowPlaintext == config.PlaintextLoopback && davauth.IsLoopback(remote)
+			},
+			MaxUploadSize: int64(e.cfg.Limits.MaxUploadSize),
+			Logger:        e.logger.With("proto", "dav"),
+			Autoconfig:    ac,
+		})
+		if ln := lns["listen.https"]; ln != nil {
+			serve("listen.https", func() error { return srv.ServeTLS(ln) })
+		}
+		return srv
+	},
+}
+
+// portOf is the port of a listen address, as clients are told to use it
+// (0 when the service is off).
+func portOf(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // listenKeys maps each [listen] key to its address in the config and what it

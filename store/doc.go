@@ -49,6 +49,9 @@
 //	           (files.go). File changes are logged with Collection ==
 //	           FilesCollection and the node id as Object.
 //
+//	davcolls, davslugs, davobjs, davdata, davsums, davuids, davtombs:
+//	           calendars, tasks and contacts, described in dav_doc.go
+//
 // Bucket keys are counters, random ids or HMACs: bbolt stores keys in clear.
 //
 // # Content

@@ -399,7 +399,7 @@ func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, o
 			return err
 		}
 		msgs := tx.Bucket(bktMsgs)
-		var modseq uint64
+		var modseq uint64 // each changed message gets its own: the change log is keyed by modseq
 		for _, uid := range uids {
 			k := msgKey(mbox, uid)
 			v := msgs.Get(k)
@@ -432,9 +432,7 @@ func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, o
 				updated = append(updated, m) // unchanged: reported, no new modseq
 				continue
 			}
-			if modseq == 0 {
-				modseq = nextModSeq(tx)
-			}
+			modseq = nextModSeq(tx)
 			if hasFlag(old, FlagSeen) != hasFlag(next, FlagSeen) {
 				if hasFlag(next, FlagSeen) {
 					r.Unseen--

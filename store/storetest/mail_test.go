@@ -334,3 +334,28 @@ func TestTamperedContentFails(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryFlagChangeLogged: a STORE on several messages logs each of them,
+// so other sessions (IMAP IDLE) learn of every change.
+func TestEveryFlagChangeLogged(t *testing.T) {
+	d := Open(t)
+	a, _ := User(t, d, "t@example.org", "password1")
+	inbox, _ := a.MailboxByName(ctx, "INBOX")
+	for range 3 {
+		appendText(t, a, "INBOX", "s", "b")
+	}
+	_, before, _ := a.Changes(ctx, 0)
+	if _, _, err := a.SetFlags(ctx, inbox.ID, []uint32{1, 2, 3}, store.FlagsAdd, []string{`\Seen`}, 0); err != nil {
+		t.Fatal(err)
+	}
+	changes, _, _ := a.Changes(ctx, before)
+	var uids []uint32
+	for _, c := range changes {
+		if c.Kind == store.ChangeMessageFlags {
+			uids = append(uids, c.UID)
+		}
+	}
+	if !slices.Equal(uids, []uint32{1, 2, 3}) {
+		t.Fatalf("flag changes logged for %v, want 1 2 3", uids)
+	}
+}

@@ -56,7 +56,9 @@ func Middleware(o Options) func(http.Handler) http.Handler {
 				http.Error(w, "authentication required", http.StatusUnauthorized)
 				return
 			}
-			a, err := o.Dir.Login(r.Context(), user, pass, store.ScopeDAV)
+			// The client's address lets Directory.Login slow down failed
+			// logins per client, not only per login name.
+			a, err := o.Dir.Login(store.WithRemoteHost(r.Context(), r.RemoteAddr), user, pass, store.ScopeDAV)
 			if err != nil {
 				if errors.Is(err, store.ErrAuthFailed) {
 					w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
