@@ -27,6 +27,8 @@ type Message struct {
 	Flags        []string
 	// Structure is the cached envelope and MIME structure, when asked for.
 	Structure *message.Structure
+	// Envelope alone, when only it was asked for (cheaper to decode).
+	Envelope *message.Envelope
 }
 
 // Has reports whether the message has flag (system flags compare case-insensitively).
@@ -133,15 +135,19 @@ func (a *Account) contentKey(r *msgRecord) (crypto.Key, error) {
 }
 
 func (a *Account) structure(tx *bolt.Tx, r *msgRecord, key crypto.Key) (*message.Structure, error) {
-	v := tx.Bucket(bktStructs).Get(r.Blob.ID[:])
-	if v == nil {
-		return nil, ErrNotFound
-	}
-	plain, err := crypto.UnwrapKey(key, v, structAAD(a.id, r.Blob.ID))
+	plain, err := a.structureBytes(tx, r, key)
 	if err != nil {
 		return nil, err
 	}
 	return message.Unmarshal(plain)
+}
+
+func (a *Account) structureBytes(tx *bolt.Tx, r *msgRecord, key crypto.Key) ([]byte, error) {
+	v := tx.Bucket(bktStructs).Get(r.Blob.ID[:])
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return crypto.UnwrapKey(key, v, structAAD(a.id, r.Blob.ID))
 }
 
 // parseWhileWriting copies r into w while parsing it in one pass.
@@ -306,7 +312,8 @@ func (a *Account) uidsTx(tx *bolt.Tx, mbox MailboxID) ([]uint32, error) {
 
 // FetchOptions choose what Messages decrypts.
 type FetchOptions struct {
-	Structure bool // envelope and MIME structure
+	Structure bool // envelope and MIME structure (Message.Structure)
+	Envelope  bool // only the envelope (Message.Envelope)
 }
 
 // Messages calls fn for each existing message of uids (ascending; nil means
@@ -326,13 +333,26 @@ func (a *Account) Messages(ctx context.Context, mbox MailboxID, uids []uint32, o
 			if m.Flags, err = a.openFlags(rec); err != nil {
 				return err
 			}
-			if opts.Structure {
+			if opts.Structure || opts.Envelope {
 				key, err := a.contentKey(rec)
 				if err != nil {
 					return err
 				}
-				if m.Structure, err = a.structure(tx, rec, key); err != nil {
+				plain, err := a.structureBytes(tx, rec, key)
+				if err != nil {
 					return err
+				}
+				if opts.Structure {
+					if m.Structure, err = message.Unmarshal(plain); err != nil {
+						return err
+					}
+					m.Envelope = &m.Structure.Envelope
+				} else {
+					env, _, err := message.UnmarshalEnvelope(plain)
+					if err != nil {
+						return err
+					}
+					m.Envelope = &env
 				}
 			}
 			return fn(m)

@@ -70,8 +70,8 @@ func BenchmarkEnvelopes10k(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		n := 0
-		err := a.Messages(ctx, inbox.ID, nil, store.FetchOptions{Structure: true}, func(m *store.Message) error {
-			if m.Structure.Envelope.Subject == "" {
+		err := a.Messages(ctx, inbox.ID, nil, store.FetchOptions{Envelope: true}, func(m *store.Message) error {
+			if m.Envelope.Subject == "" || len(m.Envelope.From) != 1 {
 				return fmt.Errorf("no subject")
 			}
 			n++

@@ -137,6 +137,14 @@ func TestMessages(t *testing.T) {
 	if len(seen[0].Structure.Root.Children) != 2 {
 		t.Fatalf("structure %+v", seen[0].Structure.Root)
 	}
+	var subjects []string
+	a.Messages(ctx, inbox.ID, nil, store.FetchOptions{Envelope: true}, func(m *store.Message) error {
+		subjects = append(subjects, m.Envelope.Subject)
+		return nil
+	})
+	if !slices.Equal(subjects, []string{"Klassenfahrt", "second"}) {
+		t.Fatalf("envelope-only fetch: %q", subjects)
+	}
 	mb, _ := a.Mailbox(ctx, inbox.ID)
 	if mb.Messages != 2 || mb.Unseen != 1 || mb.UIDNext != 3 || mb.Size != int64(len(raw))+m2.Size {
 		t.Fatalf("counts %+v", mb)
