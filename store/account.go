@@ -23,6 +23,7 @@ var (
 	bktBodies    = []byte("bodies")
 	bktBlobFiles = []byte("blobfiles")
 	bktChanges   = []byte("changes")
+	bktDKeys     = []byte("dkeys")
 
 	metaModSeq  = []byte("modseq")
 	metaMboxSeq = []byte("mboxseq")
@@ -30,7 +31,7 @@ var (
 )
 
 // mailBuckets are the buckets of the mail model and what every model shares.
-var mailBuckets = [][]byte{bktAcctMeta, bktMailboxes, bktMboxNames, bktRoles, bktMsgs, bktStructs, bktBodies, bktBlobFiles, bktChanges}
+var mailBuckets = [][]byte{bktAcctMeta, bktMailboxes, bktMboxNames, bktRoles, bktMsgs, bktStructs, bktBodies, bktBlobFiles, bktChanges, bktDKeys}
 
 func ensureBuckets(tx *bolt.Tx) error {
 	for _, b := range slices.Concat(mailBuckets, davBuckets, fileBuckets) {

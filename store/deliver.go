@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -88,19 +89,22 @@ func (d *Directory) Deliver(ctx context.Context, rcpts []Recipient, r io.Reader)
 			errs[i] = err
 			continue
 		}
-		aad := contentAAD(c.id, ref.ID)
-		wrapped, err := c.pk.Seal(aad, c.key[:])
+		dk, err := c.h.deliveryKey(c.pk)
 		if err != nil {
 			errs[i] = err
 			c.h.unlinkBlobs([]blobRef{ref})
 			continue
 		}
-		rec := &msgRecord{Size: size, Date: nowSecond(), Blob: ref, KeyWrap: keyWrapSealed, Key: wrapped}
+		wrapped := append(dk.id[:], crypto.WrapKey(dk.key, c.key[:], contentAAD(c.id, ref.ID))...)
+		rec := &msgRecord{Size: size, Date: nowSecond(), Blob: ref, KeyWrap: keyWrapDelivery, Key: wrapped}
 		sealedStruct := crypto.WrapKey(c.key, structPlain, structAAD(c.id, ref.ID))
 		junk := rcpts[i].Junk
-		err = c.h.db.Batch(func(tx *bolt.Tx) error {
+		err = c.h.batch(func(tx *bolt.Tx) error {
 			mbox, err := deliveryMailbox(tx, junk)
 			if err != nil {
+				return err
+			}
+			if err := putDeliveryKey(tx, dk); err != nil {
 				return err
 			}
 			_, _, err = c.h.insertMessage(tx, mbox, rec, true, inline, sealedStruct)
@@ -159,13 +163,13 @@ func (d *Directory) upgradeLocked(info AccountInfo, umk crypto.Key) {
 					continue
 				}
 				rec, err := unmarshalMsgRecord(v)
-				if err != nil || rec.KeyWrap != keyWrapSealed {
+				if err != nil || (rec.KeyWrap != keyWrapSealed && rec.KeyWrap != keyWrapDelivery) {
 					continue
 				}
 				todo = append(todo, pending{append([]byte(nil), k...), rec})
 			}
 			for _, p := range todo {
-				key, err := a.contentKey(p.rec)
+				key, err := a.contentKey(tx, p.rec)
 				if err != nil {
 					continue // left for a check to report; never block other messages
 				}
@@ -203,4 +207,79 @@ func (d *Directory) openAccountNoUpgrade(info AccountInfo, umk crypto.Key) (*Acc
 	}
 	keys := crypto.DeriveUserKeys(umk)
 	return &Account{d: d, h: h, id: info.ID, login: info.Login, umk: umk, keys: keys, rec: crypto.NewRecordCipher(keys.Record, info.ID), kem: kem}, nil
+}
+
+const deliveryKeyIDLen = 8
+
+// deliveryKey wraps the content keys of messages delivered while the account
+// is locked. It is made once per open handle and sealed (HPKE) to the
+// account's public key; only the private key, after an unlock, opens it.
+type deliveryKey struct {
+	id     [deliveryKeyIDLen]byte
+	key    crypto.Key
+	sealed []byte
+}
+
+func deliveryKeyInfo(account string, id []byte) []byte {
+	return append([]byte("delivery-key|"+account+"|"), id...)
+}
+
+func (h *handle) deliveryKey(pk *crypto.KEMPublicKey) (*deliveryKey, error) {
+	if dk := h.dkey.Load(); dk != nil {
+		return dk, nil
+	}
+	h.dkeyMu.Lock()
+	defer h.dkeyMu.Unlock()
+	if dk := h.dkey.Load(); dk != nil {
+		return dk, nil
+	}
+	dk := &deliveryKey{key: crypto.NewKey()}
+	rand.Read(dk.id[:])
+	sealed, err := pk.Seal(deliveryKeyInfo(h.id, dk.id[:]), dk.key[:])
+	if err != nil {
+		return nil, err
+	}
+	dk.sealed = sealed
+	h.dkey.Store(dk)
+	return dk, nil
+}
+
+// putDeliveryKey stores the sealed delivery key in the transaction of the
+// first message that uses it (idempotent, as Batch requires).
+func putDeliveryKey(tx *bolt.Tx, dk *deliveryKey) error {
+	b := tx.Bucket(bktDKeys)
+	if b.Get(dk.id[:]) != nil {
+		return nil
+	}
+	return b.Put(dk.id[:], dk.sealed)
+}
+
+// openDeliveryKey opens the delivery key a wrapped content key names, with
+// the private key; opened keys are remembered in the handle's memory.
+func (a *Account) openDeliveryKey(tx *bolt.Tx, wrapped []byte) (crypto.Key, error) {
+	var dk crypto.Key
+	if len(wrapped) < deliveryKeyIDLen {
+		return dk, errBadRecord
+	}
+	var id [deliveryKeyIDLen]byte
+	copy(id[:], wrapped)
+	a.h.dkeyMu.Lock()
+	k, ok := a.h.opened[id]
+	a.h.dkeyMu.Unlock()
+	if ok {
+		return k, nil
+	}
+	sealed := tx.Bucket(bktDKeys).Get(id[:])
+	if sealed == nil {
+		return dk, errBadRecord
+	}
+	raw, err := a.kem.Open(deliveryKeyInfo(a.id, id[:]), sealed)
+	if err != nil || len(raw) != len(dk) {
+		return dk, crypto.ErrDecrypt
+	}
+	copy(dk[:], raw)
+	a.h.dkeyMu.Lock()
+	a.h.opened[id] = dk
+	a.h.dkeyMu.Unlock()
+	return dk, nil
 }

@@ -116,6 +116,7 @@ func Open(dir string, opts Options) (*Directory, error) {
 		lock.Close()
 		return nil, err
 	}
+	db.MaxBatchDelay = 2 * time.Millisecond
 	d := &Directory{dir: dir, opts: opts, lock: lock, db: db}
 	d.pool = newPool(d, opts.IdleClose)
 	d.unlock = newUnlockCache(opts.UnlockCacheTTL)
@@ -489,6 +490,7 @@ func (d *Directory) compact() error {
 	if err != nil {
 		return err
 	}
+	db.MaxBatchDelay = 2 * time.Millisecond
 	d.db = db
 	return nil
 }

@@ -115,7 +115,7 @@ func (a *Account) openFlags(r *msgRecord) ([]string, error) {
 
 // contentKey unwraps a message's content key: under the blob key, or with
 // the private key when it was delivered while the account was locked.
-func (a *Account) contentKey(r *msgRecord) (crypto.Key, error) {
+func (a *Account) contentKey(tx *bolt.Tx, r *msgRecord) (crypto.Key, error) {
 	var key crypto.Key
 	var raw []byte
 	var err error
@@ -124,6 +124,11 @@ func (a *Account) contentKey(r *msgRecord) (crypto.Key, error) {
 		raw, err = crypto.UnwrapKey(a.keys.Blob, r.Key, contentAAD(a.id, r.Blob.ID))
 	case keyWrapSealed:
 		raw, err = a.kem.Open(contentAAD(a.id, r.Blob.ID), r.Key)
+	case keyWrapDelivery:
+		var dk crypto.Key
+		if dk, err = a.openDeliveryKey(tx, r.Key); err == nil {
+			raw, err = crypto.UnwrapKey(dk, r.Key[deliveryKeyIDLen:], contentAAD(a.id, r.Blob.ID))
+		}
 	default:
 		return key, errBadRecord
 	}
@@ -221,7 +226,7 @@ func (a *Account) batch(fn func(tx *bolt.Tx) error) error {
 	if err := a.check(); err != nil {
 		return err
 	}
-	err := a.h.db.Batch(fn)
+	err := a.h.batch(fn)
 	if err == nil {
 		a.h.notify()
 	}
@@ -334,7 +339,7 @@ func (a *Account) Messages(ctx context.Context, mbox MailboxID, uids []uint32, o
 				return err
 			}
 			if opts.Structure || opts.Envelope {
-				key, err := a.contentKey(rec)
+				key, err := a.contentKey(tx, rec)
 				if err != nil {
 					return err
 				}
@@ -398,7 +403,7 @@ func (a *Account) OpenMessage(ctx context.Context, mbox MailboxID, uid uint32) (
 		if err != nil {
 			return err
 		}
-		key, err := a.contentKey(rec)
+		key, err := a.contentKey(tx, rec)
 		if err != nil {
 			return err
 		}
@@ -499,7 +504,7 @@ func (a *Account) Copy(ctx context.Context, src MailboxID, uids []uint32, dst Ma
 			if err != nil {
 				return err
 			}
-			key, err := a.contentKey(rec)
+			key, err := a.contentKey(tx, rec)
 			if err != nil {
 				return err
 			}

@@ -52,10 +52,18 @@ type handle struct {
 
 	upgradeOnce sync.Once // re-wrap of locked deliveries, once per open
 
+	writers atomic.Int32 // writes in flight through batch
+
 	// Parsed KEM keys, cached: parsing costs about 100 µs (ML-KEM expansion).
 	// The private key is cached only after an unlock, in memory only.
 	pub  atomic.Pointer[crypto.KEMPublicKey]
 	priv atomic.Pointer[crypto.KEMPrivateKey]
+
+	// Delivery keys (deliver.go): the one this handle seals new deliveries
+	// with, and those opened after an unlock.
+	dkey   atomic.Pointer[deliveryKey]
+	dkeyMu sync.Mutex
+	opened map[[deliveryKeyIDLen]byte]crypto.Key
 }
 
 // publicKey returns the account's KEM public key (delivery while locked).
@@ -122,7 +130,8 @@ func (p *pool) acquire(id string) (*handle, error) {
 		}
 		return h, nil
 	}
-	h = &handle{id: id, dir: p.d.userDir(id), ready: make(chan struct{}), refs: 1, watchers: make(map[*Watcher]struct{})}
+	h = &handle{id: id, dir: p.d.userDir(id), ready: make(chan struct{}), refs: 1, watchers: make(map[*Watcher]struct{}),
+		opened: make(map[[deliveryKeyIDLen]byte]crypto.Key)}
 	p.m[id] = h
 	p.mu.Unlock()
 
@@ -209,9 +218,22 @@ func (h *handle) open(d *Directory) error {
 		db.Close()
 		return err
 	}
+	db.MaxBatchDelay = 2 * time.Millisecond
 	h.db = db
 	go h.sweepOrphans(time.Now())
 	return nil
+}
+
+// batch commits fn alone when it is the only write in flight (no waiting),
+// and through bbolt's Batch when others are, so concurrent deliveries and
+// appends to one account share one commit and its fsyncs. fn may run more
+// than once: it must only touch tx.
+func (h *handle) batch(fn func(tx *bolt.Tx) error) error {
+	defer h.writers.Add(-1)
+	if h.writers.Add(1) == 1 {
+		return h.db.Update(fn)
+	}
+	return h.db.Batch(fn)
 }
 
 func (h *handle) check() error {

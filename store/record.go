@@ -10,6 +10,10 @@ import (
 const (
 	keyWrapBlob   = 1 // under the account's blob key (written while unlocked)
 	keyWrapSealed = 2 // HPKE-sealed to the account's public key (delivered while locked)
+	// Delivered while locked: wrapped under a delivery key (first 8 bytes of
+	// Key name it) which is itself HPKE-sealed to the public key once per
+	// handle, so a delivery costs an AEAD instead of an HPKE seal.
+	keyWrapDelivery = 3
 )
 
 // msgRecord is a message's entry in the msgs bucket. It is read for every
