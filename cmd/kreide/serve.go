@@ -130,6 +130,8 @@ func createDemo(ctx context.Context, e *env, cfg *config.Config, dir *store.Dire
 	}
 	if p := port("listen.https"); p != "" {
 		fmt.Fprintf(w, "  CalDAV/CardDAV: https://%s/\n", net.JoinHostPort(host, p))
+		fmt.Fprintf(w, "  Files (WebDAV): https://%s/files/\n", net.JoinHostPort(host, p))
+		fmt.Fprintf(w, "  iPhone/Mac:     https://%s/profile.mobileconfig (in Safari)\n", net.JoinHostPort(host, p))
 	} else if cfg.Listen.HTTPS != "" && !protocols.Served("listen.https") {
 		fmt.Fprintf(w, "  CalDAV/CardDAV: not served by this version of kreide yet\n")
 	}
