@@ -75,8 +75,9 @@ type Listen struct {
 	Admin string `toml:"admin"`
 }
 
-// TLS says where the certificate for IMAPS, Submissions, HTTPS and STARTTLS comes from: a certificate and
-// key you provide (cert_file and key_file), or one kreide makes itself (self_signed).
+// TLS says where the certificate for IMAPS, Submissions, HTTPS and STARTTLS comes from: Let's Encrypt
+// (acme), a certificate and key you provide (cert_file and key_file), or one kreide makes itself
+// (self_signed).
 type TLS struct {
 	// CertFile is a PEM file with the certificate chain for Hostname, leaf first. Set it together with
 	// KeyFile. When both are set, SelfSigned is ignored.
@@ -90,12 +91,16 @@ type TLS struct {
 	// test or a closed network, use a real certificate otherwise.
 	SelfSigned bool `toml:"self_signed"`
 
-	// ACME will obtain certificates automatically (e.g. from Let's Encrypt). Not available yet: it must stay
-	// false.
+	// ACME obtains certificates from Let's Encrypt automatically, and renews them without a restart, for
+	// Hostname and for autoconfig.<domain> and autodiscover.<domain> of each domain. Let's Encrypt checks
+	// the server on port 443 (the TLS-ALPN-01 challenge), so listen.https must be set and reachable from
+	// the internet, and the DNS records of those names must point at this server. The certificates are kept
+	// in <data_dir>/acme. Until one is obtained, the self-signed certificate is served. Use either ACME or
+	// CertFile and KeyFile. By using it you accept Let's Encrypt's terms of service.
 	ACME bool `toml:"acme"`
 
-	// ACMEEmail is the contact address given to the ACME certificate authority. Reserved for ACME; if set,
-	// it must be an e-mail address.
+	// ACMEEmail is the contact address given to the certificate authority with ACME (optional). If set, it
+	// must be an e-mail address.
 	ACMEEmail string `toml:"acme_email"`
 }
 

@@ -391,7 +391,7 @@ func TestValidate(t *testing.T) {
 		{"key without cert", func(c *Config) { c.TLS.KeyFile = "/etc/key.pem" }, "tls.cert_file", "tls.cert_file: must be set too"},
 		{"cert files ok", func(c *Config) { c.TLS = TLS{CertFile: "c.pem", KeyFile: "k.pem"} }, "", ""},
 		{"no certificate", func(c *Config) { c.TLS.SelfSigned = false }, "tls",
-			"listen.imaps, listen.submissions, listen.https need a TLS certificate: set tls.cert_file and tls.key_file, or tls.self_signed = true"},
+			"listen.imaps, listen.submissions, listen.https need a TLS certificate: set tls.acme = true, or tls.cert_file and tls.key_file, or tls.self_signed = true"},
 		{"no certificate, one listener", func(c *Config) {
 			c.TLS.SelfSigned = false
 			c.Listen.IMAPS, c.Listen.Submissions = "", ""
@@ -409,7 +409,18 @@ func TestValidate(t *testing.T) {
 			c.TLS.SelfSigned = false
 			c.Listen = Listen{SMTP: ":25"}
 		}, "", ""},
-		{"acme", func(c *Config) { c.TLS.ACME = true }, "tls.acme", "ACME is not available yet"},
+		{"acme on localhost", func(c *Config) { c.TLS.ACME = true }, "tls.acme", `hostname "localhost" is not a public DNS name`},
+		{"acme on a test name", func(c *Config) { c.TLS.ACME = true; c.Hostname = "mail.school.example" }, "tls.acme", "not a public DNS name"},
+		{"acme ok", func(c *Config) { c.TLS.ACME = true; c.Hostname = "mail.kreide-schule.de"; c.TLS.SelfSigned = false }, "", ""},
+		{"acme with cert files", func(c *Config) {
+			c.TLS = TLS{ACME: true, CertFile: "c.pem", KeyFile: "k.pem"}
+			c.Hostname = "mail.kreide-schule.de"
+		}, "tls.acme", "use one or the other"},
+		{"acme without https", func(c *Config) {
+			c.TLS = TLS{ACME: true}
+			c.Hostname = "mail.kreide-schule.de"
+			c.Listen.HTTPS = ""
+		}, "tls.acme", "needs listen.https"},
 		{"acme_email bad", func(c *Config) { c.TLS.ACMEEmail = "admin" }, "tls.acme_email", `tls.acme_email: "admin" is not an e-mail address`},
 		{"acme_email ok", func(c *Config) { c.TLS.ACMEEmail = "admin@school.example" }, "", ""},
 		{"allow_plaintext bad", func(c *Config) { c.Auth.AllowPlaintext = "always" }, "auth.allow_plaintext", `auth.allow_plaintext: "always" is not one of "loopback" or "never"`},
@@ -482,7 +493,7 @@ max_recipients = 0
 	_, err := Parse("kreide.toml", []byte(doc))
 	want := []string{
 		`kreide.toml:7: listen.imaps: "no-port" is not host:port (missing port in address), e.g. "0.0.0.0:993", ":993" or "[::1]:993"`,
-		`kreide.toml:9: listen.imap, listen.submissions, listen.https need a TLS certificate: set tls.cert_file and tls.key_file, or tls.self_signed = true`,
+		`kreide.toml:9: listen.imap, listen.submissions, listen.https need a TLS certificate: set tls.acme = true, or tls.cert_file and tls.key_file, or tls.self_signed = true`,
 		`kreide.toml:13: limits.max_recipients: must be more than 0 (got 0)`,
 	}
 	if err == nil {

@@ -59,8 +59,9 @@ set-up of mail programs (standard ":443").`)
 on a private address, e.g. "127.0.0.1:9100".`)
 	e.str("admin", c.Listen.Admin)
 
-	e.table("tls", `The TLS certificate for IMAPS, submission, HTTPS and STARTTLS: one you
-provide (cert_file and key_file), or one kreide makes itself (self_signed).`)
+	e.table("tls", `The TLS certificate for IMAPS, submission, HTTPS and STARTTLS: from Let's
+Encrypt (acme), one you provide (cert_file and key_file), or one kreide makes
+itself (self_signed).`)
 	e.comment(`PEM certificate chain for the hostname, leaf first, and its private key. Set
 both or neither. When set, self_signed is ignored.`)
 	e.str("cert_file", c.TLS.CertFile)
@@ -69,8 +70,13 @@ both or neither. When set, self_signed is ignored.`)
 programs warn about it until it is accepted once: fine for a test or a closed
 network, use a real certificate otherwise.`)
 	e.bool("self_signed", c.TLS.SelfSigned)
-	e.comment(`Automatic certificates (ACME, e.g. Let's Encrypt): not available yet, keep
-acme = false. acme_email is the contact address it will use.`)
+	e.comment(`Automatic certificates from Let's Encrypt, renewed without a restart, for the
+hostname and autoconfig./autodiscover.<domain>. Let's Encrypt checks this
+server on port 443, so listen.https must be reachable from the internet and
+the DNS records must point here. Kept in <data_dir>/acme; until one is
+obtained, the self-signed certificate is served. Use either acme or
+cert_file/key_file. acme = true accepts Let's Encrypt's terms of service;
+acme_email (optional) is the contact address given to Let's Encrypt.`)
 	e.bool("acme", c.TLS.ACME)
 	e.str("acme_email", c.TLS.ACMEEmail)
 

@@ -114,17 +114,24 @@ func (c *Config) problems() []*Error {
 		add("tls.key_file", "must be set too when tls.cert_file is set")
 	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
 		add("tls.cert_file", "must be set too when tls.key_file is set")
-	case !haveFiles && !c.TLS.SelfSigned && len(tlsNeeded) > 0:
+	case !haveFiles && !c.TLS.SelfSigned && !c.TLS.ACME && len(tlsNeeded) > 0:
 		verb := "need"
 		if len(tlsNeeded) == 1 {
 			verb = "needs"
 		}
 		errs = append(errs, &Error{Key: "tls", Msg: fmt.Sprintf(
-			"%s %s a TLS certificate: set tls.cert_file and tls.key_file, or tls.self_signed = true",
+			"%s %s a TLS certificate: set tls.acme = true, or tls.cert_file and tls.key_file, or tls.self_signed = true",
 			strings.Join(tlsNeeded, ", "), verb)})
 	}
 	if c.TLS.ACME {
-		add("tls.acme", "ACME is not available yet: set it to false and use tls.cert_file and tls.key_file, or tls.self_signed")
+		switch {
+		case c.TLS.CertFile != "" || c.TLS.KeyFile != "":
+			add("tls.acme", "and tls.cert_file/tls.key_file both name a certificate: use one or the other")
+		case c.Listen.HTTPS == "":
+			add("tls.acme", `needs listen.https (e.g. ":443"): the certificate authority checks this server on port 443 (TLS-ALPN-01)`)
+		case c.Hostname != "" && !publicName(c.Hostname):
+			add("tls.acme", "hostname %q is not a public DNS name, so no certificate authority can issue a certificate for it: use tls.self_signed or your own certificate", c.Hostname)
+		}
 	}
 	if c.TLS.ACMEEmail != "" {
 		local, domain, ok := strings.Cut(c.TLS.ACMEEmail, "@")
@@ -229,6 +236,21 @@ func splitListen(addr string) (host, port string, err error) {
 		}
 	}
 	return host, port, nil
+}
+
+// publicName reports whether a valid DNS name can be in the public DNS: it has at least two labels and is
+// not under a top-level name reserved for local or test use (RFC 2606, RFC 6761, RFC 6762, and "internal").
+func publicName(name string) bool {
+	name = strings.ToLower(name)
+	dot := strings.LastIndexByte(name, '.')
+	if dot < 0 {
+		return false
+	}
+	switch name[dot+1:] {
+	case "localhost", "local", "test", "invalid", "example", "internal", "home", "lan", "arpa":
+		return false
+	}
+	return true
 }
 
 // isLoopbackHost reports whether a listening host only accepts connections from this machine.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"kreide/protocols/dav"
 	"kreide/protocols/dav/davauth"
 	"kreide/protocols/imap"
+	"kreide/protocols/metrics"
 	"kreide/protocols/smtp"
 	"kreide/protocols/tlsconf"
 	"kreide/store"
@@ -39,6 +41,8 @@ type env struct {
 	// allowPlaintext says whether a password may be sent on conn without
 	// TLS (config auth.allow_plaintext).
 	allowPlaintext func(conn net.Conn) bool
+	// metrics counts connections and events for listen.admin (observe.go).
+	metrics *metrics.Metrics
 }
 
 // A frontend serves one protocol family on some of the [listen] addresses.
@@ -57,6 +61,7 @@ var frontends = []frontend{
 	imapFrontend,
 	smtpFrontend,
 	davFrontend,
+	adminFrontend,
 }
 
 // imapFrontend serves IMAP with STARTTLS and over TLS.
@@ -124,7 +129,7 @@ var davFrontend = frontend{
 		})
 		srv := dav.New(dav.Options{
 			Dir: e.dir,
-			TLS: e.tls,
+			TLS: tlsconf.HTTPS(e.cfg, e.tls), // with tls.acme: the TLS-ALPN-01 challenge
 			AllowPlaintext: func(remote string) bool {
 				return e.cfg.Auth.AllowPlaintext == config.PlaintextLoopback && davauth.IsLoopback(remote)
 			},
@@ -225,7 +230,7 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tlsCfg, err := tlsconf.Load(cfg)
+	tlsCfg, err := tlsconf.LoadWith(cfg, tlsconf.Options{Logger: logger.With("proto", "tls")})
 	if errors.Is(err, tlsconf.ErrNoCertificate) {
 		// Validate allows this only when no listener needs TLS.
 		tlsCfg, err = nil, nil
@@ -233,7 +238,8 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cfg: cfg, dir: dir, tls: tlsCfg, logger: logger}
+	e := &env{cfg: cfg, dir: dir, tls: tlsCfg, metrics: newMetrics(dir)}
+	e.logger = e.metrics.Logger(logger) // counts the events frontends log
 	plaintextLoopback := cfg.Auth.AllowPlaintext == config.PlaintextLoopback
 	e.allowPlaintext = func(c net.Conn) bool {
 		if _, isTLS := c.(*tls.Conn); isTLS {
@@ -267,6 +273,7 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 			s.closeListeners()
 			return nil, listenError(lk.key, addr, err)
 		}
+		ln = e.metrics.Listener(strings.TrimPrefix(lk.key, "listen."), ln)
 		s.listeners = append(s.listeners, ln)
 		s.addrs[lk.key] = ln.Addr()
 		byKey[lk.key] = ln
@@ -289,6 +296,10 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 				logger.Info("listening", "key", lk.key, "addr", ln.Addr().String(), "protocol", lk.what)
 			}
 		}
+	}
+
+	if cfg.TLS.ACME && tlsCfg != nil {
+		s.prefetchCertificate(ctx, tlsCfg, cfg.Hostname) // observe.go
 	}
 
 	go func() {

@@ -208,7 +208,21 @@ func (d *Directory) Login(ctx context.Context, address, secret string, scope Sco
 	} else if err == nil {
 		d.limiter.succeed(ip, name)
 	}
+	if h := d.loginHook.Load(); h != nil && (err == nil || errors.Is(err, ErrAuthFailed)) {
+		(*h)(scope, err == nil)
+	}
 	return a, err
+}
+
+// SetLoginHook makes Login call fn after every attempt that succeeds (ok) or
+// fails with ErrAuthFailed (!ok): the metrics count logins with it. fn must
+// be quick and must not call the Directory. nil removes the hook.
+func (d *Directory) SetLoginHook(fn func(scope Scope, ok bool)) {
+	if fn == nil {
+		d.loginHook.Store(nil)
+		return
+	}
+	d.loginHook.Store(&fn)
 }
 
 func (d *Directory) login(ctx context.Context, address, secret string, scope Scope) (*Account, error) {

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,9 @@ type Directory struct {
 
 	dummyOnce sync.Once
 	dummy     *credRecord
+
+	// loginHook, when set, hears of every login attempt (SetLoginHook).
+	loginHook atomic.Pointer[func(scope Scope, ok bool)]
 }
 
 // AccountInfo is what the directory knows of an account without its key.

@@ -69,7 +69,8 @@ Example:
   kreide serve                        # try it out
   kreide serve -config kreide.toml    # a real server
   kreide user add anna@school.example -config kreide.toml`,
-		sub: []*command{serveCommand(), userCommand(), apppassCommand(), configCommand()},
+		sub: []*command{serveCommand(), userCommand(), apppassCommand(), configCommand(), importCommand(), exportCommand(),
+			setupCommand(), dnsCommand(), queueCommand(), backupCommand(), restoreCommand(), verifyCommand()},
 	}
 }
 
@@ -91,6 +92,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd := root()
 	// Walk down to the named subcommand.
 	for len(cmd.sub) > 0 {
+		// A command with subcommands may also run by itself ("kreide dns").
+		if cmd.run != nil && (len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0])) {
+			break
+		}
 		if len(args) == 0 {
 			var names []string
 			for _, s := range cmd.sub {
@@ -100,8 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "Run '%s --help' for more.\n", prog(cmd))
 			return 2
 		}
-		switch a := args[0]; a {
-		case "-h", "-help", "--help", "help":
+		if isHelp(args[0]) {
 			printUsage(stdout, cmd, nil)
 			return 0
 		}
@@ -241,4 +245,12 @@ func (e *env) loadConfig() (*config.Config, error) {
 		return config.Default(), nil
 	}
 	return config.Load(e.configPath)
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }

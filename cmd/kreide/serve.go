@@ -67,6 +67,9 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer ctl.Close()
+	if q := srv.SMTP(); q != nil {
+		ctl.SetQueue(q) // kreide queue retry: tried at once
+	}
 	logger.Info("admin commands accepted", "socket", ctl.Path())
 
 	if err := createDemo(ctx, e, cfg, dir, srv); err != nil {

@@ -1,5 +1,6 @@
 // Package admin carries kreide's administration commands (kreide user ...,
-// kreide apppass ...) to the store.
+// kreide apppass ..., kreide dns, kreide queue ..., kreide backup, kreide
+// verify) to the store.
 //
 // Every command is one Request answered by one Response, and Execute is the
 // only code that acts on them. A command reaches Execute by one of two paths,
@@ -40,6 +41,25 @@ const (
 	OpAppPassRevoke = "apppass.revoke" // Address, Label
 )
 
+// Operations on the server as a whole (system.go): DNS records, the outbound
+// queue, backups and checks.
+const (
+	OpDNSRecords = "dns.records" // Hostname → Records
+	OpQueueList  = "queue.list"  // → Queue
+	OpQueueRetry = "queue.retry" // ID
+	OpQueueDrop  = "queue.drop"  // ID
+	// OpBackup snapshots the data dir into Path, or, with Path empty, into a
+	// new staging directory inside the data dir whose name comes back in
+	// Path (the CLI then moves it where the administrator wants it: a
+	// hardened serve may write nowhere but its data dir).
+	OpBackup = "backup"
+	// OpVerify checks a fresh snapshot of the data dir (store.Verify needs a
+	// data dir no process is using) → Problems.
+	OpVerify = "verify"
+	// OpPing answers nothing but "serve is running".
+	OpPing = "ping"
+)
+
 // Request is one administration command.
 type Request struct {
 	Op      string `json:"op"`
@@ -52,6 +72,13 @@ type Request struct {
 	Label        string   `json:"label,omitempty"`
 	Scopes       []string `json:"scopes,omitempty"`
 	Quota        int64    `json:"quota,omitempty"`
+
+	// Hostname is the server's DNS name (dns.records), from the config.
+	Hostname string `json:"hostname,omitempty"`
+	// ID is a queued message (queue.retry, queue.drop).
+	ID string `json:"id,omitempty"`
+	// Path is where backup writes the snapshot ("": a staging directory).
+	Path string `json:"path,omitempty"`
 }
 
 // Response is the answer to a Request. Error is empty on success; otherwise it
@@ -67,6 +94,16 @@ type Response struct {
 	RecoveryCode string `json:"recovery_code,omitempty"`
 	// Token is a new app password (apppass.add). It is shown once.
 	Token string `json:"token,omitempty"`
+
+	Records []DNSRecord `json:"records,omitempty"` // dns.records
+	Queue   []QueueItem `json:"queue,omitempty"`   // queue.list
+	// Path is the staging directory of backup, relative to the data dir.
+	Path string `json:"path,omitempty"`
+	// Problems are what verify found, one line each (Error says how many).
+	Problems []string `json:"problems,omitempty"`
+	// Woken says that queue.retry woke the running queue: the message is
+	// being tried now rather than within a minute.
+	Woken bool `json:"woken,omitempty"`
 }
 
 // Account is what an administrator sees of an account.
@@ -92,14 +129,22 @@ func accountOf(info store.AccountInfo) Account {
 // Execute runs req against dir. Both paths (socket and direct) call it, so a
 // command behaves the same whether serve runs or not.
 func Execute(ctx context.Context, dir *store.Directory, req Request) Response {
-	resp, err := execute(ctx, dir, req)
+	return execute(ctx, dir, req, nil)
+}
+
+// execute is Execute with what a running serve adds (nil on the direct path).
+func execute(ctx context.Context, dir *store.Directory, req Request, live *live) Response {
+	if isSystemOp(req.Op) {
+		return executeSystem(ctx, dir, req, live)
+	}
+	resp, err := executeAccount(ctx, dir, req)
 	if err != nil {
 		return Response{Error: describe(req, err)}
 	}
 	return resp
 }
 
-func execute(ctx context.Context, dir *store.Directory, req Request) (Response, error) {
+func executeAccount(ctx context.Context, dir *store.Directory, req Request) (Response, error) {
 	var resp Response
 	needAddress := req.Op != OpUserList
 	if needAddress && strings.TrimSpace(req.Address) == "" {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/user"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -23,6 +25,10 @@ var errNoServer = errors.New("kreide serve is not running")
 // twice (well under a second); deleting an account compacts system.db, which
 // takes longer on a big directory.
 const callTimeout = 10 * time.Minute
+
+// longCallTimeout bounds a backup or a check over the socket: they copy the
+// whole data dir, which may take hours on a big one (Ctrl-C stops waiting).
+const longCallTimeout = 48 * time.Hour
 
 // Call sends req to the serve listening on socketPath and returns its answer.
 // The error wraps errNoServer when nothing listens there.
@@ -40,7 +46,11 @@ func Call(ctx context.Context, socketPath string, req Request) (Response, error)
 		return resp, fmt.Errorf("control socket %s: %w", socketPath, err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(callTimeout)
+	timeout := callTimeout
+	if req.Op == OpBackup || req.Op == OpVerify {
+		timeout = longCallTimeout
+	}
+	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -67,32 +77,45 @@ func Call(ctx context.Context, socketPath string, req Request) (Response, error)
 // by opening the data dir itself. The error is about reaching the store;
 // the command's own failure is in Response.Error.
 func Run(ctx context.Context, cfg *config.Config, req Request) (Response, error) {
+	resp, _, err := run(ctx, cfg, req, req)
+	return resp, err
+}
+
+// run is Run with a request for each path: viaSocket when serve runs
+// (served is then true), direct otherwise.
+func run(ctx context.Context, cfg *config.Config, viaSocket, direct Request) (resp Response, served bool, err error) {
 	path := SocketPath(cfg.DataDir)
 	// The lock can be held briefly by a serve that is starting (its socket
 	// is not there yet) or by another admin command: try again for a while.
 	giveUp := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := Call(ctx, path, req)
-		if err == nil || !errors.Is(err, errNoServer) {
-			return resp, err
+		resp, err := Call(ctx, path, viaSocket)
+		if err == nil {
+			return resp, true, nil
+		}
+		if !errors.Is(err, errNoServer) {
+			return resp, false, err
 		}
 		if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) {
-			return resp, fmt.Errorf("data dir %s does not exist: is -config right? (kreide serve creates it on first start)", cfg.DataDir)
+			return resp, false, fmt.Errorf("data dir %s does not exist: is -config right? (kreide serve creates it on first start)", cfg.DataDir)
+		}
+		if err := checkOwner(cfg.DataDir); err != nil {
+			return resp, false, err
 		}
 		dir, err := OpenDirectory(ctx, cfg)
 		if err == nil {
 			defer dir.Close()
-			return Execute(ctx, dir, req), nil
+			return Execute(ctx, dir, direct), false, nil
 		}
 		if !errors.Is(err, store.ErrDataDirInUse) {
-			return resp, err
+			return resp, false, err
 		}
 		if time.Now().After(giveUp) {
-			return resp, fmt.Errorf("data dir %s is in use by another kreide process, and nothing answers on %s: wait for the other command to finish, or restart kreide serve", cfg.DataDir, path)
+			return resp, false, fmt.Errorf("data dir %s is in use by another kreide process, and nothing answers on %s: wait for the other command to finish, or restart kreide serve", cfg.DataDir, path)
 		}
 		select {
 		case <-ctx.Done():
-			return resp, ctx.Err()
+			return resp, false, ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -137,4 +160,27 @@ func OpenDirectory(ctx context.Context, cfg *config.Config) (*store.Directory, e
 		}
 	}
 	return dir, nil
+}
+
+// checkOwner refuses to let root open a data dir that belongs to another
+// user (kreide's service user): files the store creates (a new account, a
+// key) would belong to root, and serve could not read them afterwards.
+// Through serve's socket, root is welcome.
+func checkOwner(dataDir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		return nil // reported when it is opened
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	name := strconv.FormatUint(uint64(st.Uid), 10)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	return fmt.Errorf("data dir %s belongs to the user %s, and kreide serve is not running: run this command as that user (sudo -u %s kreide ...), or start kreide serve, so that the files it creates stay readable by kreide serve", dataDir, name, name)
 }

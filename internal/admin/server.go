@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"kreide/protocols/smtp"
 	"kreide/store"
 )
 
@@ -41,6 +42,20 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	queue  Queue // see SetQueue
+}
+
+// SetQueue makes queue.retry and queue.drop act on the running outbound
+// queue q (serve passes its *smtp.Server), so that a retried message is
+// tried at once. Without it they change the store, and the queue notices
+// within a minute.
+func (s *Server) SetQueue(q Queue) {
+	if sq, ok := q.(*smtp.Server); ok && sq == nil {
+		q = nil // no SMTP frontend
+	}
+	s.mu.Lock()
+	s.queue = q
+	s.mu.Unlock()
 }
 
 // Listen creates the control socket <data dir>/control.sock, readable and
@@ -79,6 +94,7 @@ func Listen(dir *store.Directory, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	sweepStaging(dir.Dir(), time.Now())
 	s := &Server{dir: dir, logger: logger, path: path, ln: ln, conns: make(map[net.Conn]struct{})}
 	s.wg.Add(1)
 	go s.accept()
@@ -133,29 +149,43 @@ func (s *Server) handle(conn net.Conn) {
 		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	}
 	s.mu.Unlock()
-	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+	br := bufio.NewReader(io.LimitReader(conn, maxRequest))
+	line, err := br.ReadBytes('\n')
 	if err != nil {
 		s.logger.Warn("control socket: bad request", "err", err)
 		return
 	}
 	var req Request
 	var resp Response
+	if err := json.Unmarshal(line, &req); err == nil && isTransfer(req.Op) {
+		s.transfer(conn, br, req) // kreide import, kreide export: streams (transfer.go)
+		return
+	}
 	if err := json.Unmarshal(line, &req); err != nil {
 		resp.Error = "malformed request: " + err.Error()
 	} else {
 		// A command that started completes even if serve is stopping:
 		// Close waits for it before the store is closed.
-		resp = Execute(context.Background(), s.dir, req)
+		s.mu.Lock()
+		l := &live{queue: s.queue}
+		s.mu.Unlock()
+		resp = execute(context.Background(), s.dir, req, l)
 		// Never log secrets: only what was done to whom.
-		if resp.Error != "" {
+		switch {
+		case req.Op == OpPing:
+		case resp.Error != "":
 			s.logger.Info("admin command failed", "op", req.Op, "address", req.Address, "err", resp.Error)
-		} else {
+		default:
 			s.logger.Info("admin command", "op", req.Op, "address", req.Address)
 		}
 	}
 	conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if err := writeJSONLine(conn, resp); err != nil {
 		s.logger.Warn("control socket: writing response", "op", req.Op, "err", err)
+		if req.Op == OpBackup && resp.Path != "" {
+			// Nobody will copy the snapshot away.
+			os.RemoveAll(filepath.Join(s.dir.Dir(), resp.Path))
+		}
 	}
 }
 

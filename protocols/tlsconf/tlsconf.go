@@ -1,8 +1,9 @@
 // Package tlsconf builds the server's TLS configuration from config.TLS, and says which peers count as
 // local for the plaintext-login rule (config.Auth.AllowPlaintext).
 //
-// The certificate comes from tls.cert_file and tls.key_file when both are set, otherwise from a
-// self-signed certificate kept in <data_dir>/tls (when tls.self_signed is true). The self-signed
+// The certificate comes from Let's Encrypt when tls.acme is true (acme.go), from tls.cert_file and
+// tls.key_file when both are set, otherwise from a self-signed certificate kept in <data_dir>/tls (when
+// tls.self_signed is true). The self-signed
 // certificate is generated on first use and reused afterwards, so that clients that accepted it once keep
 // trusting it; it is generated again only when it is missing, unreadable as a certificate, about to expire
 // or no longer valid for the configured hostname.
@@ -24,14 +25,19 @@ import (
 // ErrNoCertificate is returned by Load when the configuration names no certificate: neither
 // tls.cert_file and tls.key_file, nor tls.self_signed. config.Validate allows that only when no listener
 // needs TLS.
-var ErrNoCertificate = errors.New("no TLS certificate configured: set tls.cert_file and tls.key_file, or tls.self_signed = true")
+var ErrNoCertificate = errors.New("no TLS certificate configured: set tls.acme = true, or tls.cert_file and tls.key_file, or tls.self_signed = true")
 
 // Load returns the TLS configuration for the server's listeners: TLS 1.2 at least, the certificate from
 // the configuration. Each protocol should Clone it before changing it (e.g. NextProtos).
-func Load(c *config.Config) (*tls.Config, error) {
+func Load(c *config.Config) (*tls.Config, error) { return LoadWith(c, Options{}) }
+
+// LoadWith is Load with options (a logger for ACME).
+func LoadWith(c *config.Config, o Options) (*tls.Config, error) {
 	var cert *tls.Certificate
 	var err error
 	switch {
+	case c.TLS.ACME:
+		return acmeConfig(c, o)
 	case c.TLS.CertFile != "" && c.TLS.KeyFile != "":
 		cert, err = loadFiles(c.TLS.CertFile, c.TLS.KeyFile)
 	case c.TLS.SelfSigned:
