@@ -31,6 +31,9 @@ type Options struct {
 	Logger          *slog.Logger
 	// Autoconfig, when set, serves client autoconfiguration on this server.
 	Autoconfig *autoconfig.Handler
+	// StallTimeout drops a request whose body or response makes no progress
+	// for this long (0: 2 minutes; stall.go).
+	StallTimeout time.Duration
 }
 
 // Server serves DAV over HTTP(S).
@@ -46,8 +49,11 @@ func New(o Options) *Server {
 	if o.MaxResourceSize <= 0 {
 		o.MaxResourceSize = 10 << 20
 	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = defaultStallTimeout
+	}
 	return &Server{srv: &http.Server{
-		Handler:           Handler(o),
+		Handler:           stallGuard(o.StallTimeout, Handler(o)),
 		TLSConfig:         o.TLS,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,

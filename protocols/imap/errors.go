@@ -57,6 +57,9 @@ func (s *session) mapErr(err error) error {
 		return no(imap.ResponseCodeAuthenticationFailed, "Authentication failed")
 	case errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrLocked), errors.Is(err, context.Canceled):
 		return no(imap.ResponseCodeUnavailable, "Try again later")
+	case store.IsNoSpace(err):
+		s.srv.log.Error("imap: disk full", "user", s.login(), "err", err)
+		return no(imap.ResponseCodeUnavailable, "The server is out of disk space, try again later")
 	}
 	ref := errRef()
 	s.srv.log.Error("imap: store error", "ref", ref, "user", s.login(), "err", err)

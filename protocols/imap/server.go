@@ -388,6 +388,10 @@ func (p printfLogger) Printf(format string, args ...any) {
 		p.l.Error("imap: " + msg)
 	case strings.HasPrefix(msg, "failed to read command"), strings.HasPrefix(msg, "failed to write greeting"):
 		p.l.Debug("imap: " + msg)
+	case strings.Contains(msg, "imapwire: "):
+		// A client's command over the parser's limits (50 KiB, nesting):
+		// imapserver answers NO [SERVERBUG] but nothing went wrong here.
+		p.l.Info("imap: command refused by the parser: " + msg)
 	default:
 		p.l.Warn("imap: " + msg)
 	}

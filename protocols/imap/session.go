@@ -64,7 +64,9 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if closed {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The client's address goes into every store call of the session, so
+	// Directory.Login can slow down failed logins per client.
+	ctx, cancel := context.WithCancel(store.WithRemote(context.Background(), tc.RemoteAddr()))
 	return &session{srv: s, conn: c, tc: tc, ctx: ctx, cancel: cancel}, nil, nil
 }
 

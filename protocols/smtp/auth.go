@@ -59,7 +59,9 @@ func (ss *session) login(user, pass string) error {
 	if ss.account != nil {
 		return smtpErr(503, 5, 5, 1, "Already authenticated")
 	}
-	ctx, cancel := context.WithTimeout(ss.s.ctx, time.Minute)
+	// Both mechanisms (PLAIN, LOGIN) end here; the client's address lets
+	// Directory.Login slow down failed logins per client.
+	ctx, cancel := context.WithTimeout(store.WithRemote(ss.s.ctx, ss.conn.Conn().RemoteAddr()), time.Minute)
 	defer cancel()
 	a, err := ss.s.o.Dir.Login(ctx, user, pass, store.ScopeSMTP)
 	if err != nil {

@@ -136,6 +136,10 @@ func transferError(ss *session, err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
+	if store.IsNoSpace(err) {
+		ss.log.Error("disk full: message refused", "err", err)
+		return errNoSpace
+	}
 	ss.log.Info("message transfer failed", "err", err)
 	return errTempLocal
 }

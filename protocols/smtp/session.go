@@ -28,6 +28,7 @@ var (
 	errNullSender    = smtpErr(553, 5, 7, 1, "A null sender is not allowed for submission")
 	errTempLocal     = smtpErr(451, 4, 3, 0, "Temporary local problem, try again later")
 	errMailboxFull   = smtpErr(452, 4, 2, 2, "Mailbox full")
+	errNoSpace       = smtpErr(452, 4, 3, 1, "Insufficient system storage, try again later")
 	errUTF8Needed    = smtpErr(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
 	errShuttingDown  = smtpErr(421, 4, 3, 2, "Server shutting down, try again later")
 	errLoop          = smtpErr(554, 5, 4, 6, "Routing loop detected: too many Received fields")
@@ -230,6 +231,8 @@ func deliverError(err error) error {
 		return se
 	case errors.Is(err, store.ErrOverQuota):
 		return errMailboxFull
+	case store.IsNoSpace(err):
+		return errNoSpace
 	default:
 		return errTempLocal
 	}

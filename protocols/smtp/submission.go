@@ -139,6 +139,9 @@ func (ss *session) submissionData(r io.Reader) error {
 		m := &store.QueueMessage{From: ss.from, Account: ss.account.ID(), Recipients: remote, Prefix: sigs, UTF8: ss.needsUTF8(h, remote)}
 		if err := q.Add(ctx, m, spool); err != nil {
 			ss.log.Error("queue", "err", err)
+			if store.IsNoSpace(err) {
+				return errNoSpace
+			}
 			return errTempLocal
 		}
 		ss.log.Info("queued", "id", m.ID, "recipients", len(remote), "size", m.Size)

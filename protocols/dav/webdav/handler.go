@@ -196,7 +196,7 @@ func storeSegments(p string) []string {
 // fail answers with the status a store error maps to.
 func (rq *request) fail(err error) {
 	status := statusFor(err)
-	if status == http.StatusInternalServerError {
+	if status == http.StatusInternalServerError || store.IsNoSpace(err) {
 		rq.h.log.Error("request failed", "method", rq.r.Method, "account", rq.a.ID(), "err", err)
 	}
 	switch status {
@@ -215,8 +215,8 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, store.ErrFileLocked):
 		return http.StatusLocked
-	case errors.Is(err, store.ErrOverQuota):
-		return http.StatusInsufficientStorage
+	case errors.Is(err, store.ErrOverQuota), store.IsNoSpace(err):
+		return http.StatusInsufficientStorage // RFC 4918 section 11.5
 	case errors.Is(err, store.ErrFileForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, store.ErrFileIsFolder), errors.Is(err, store.ErrExists):

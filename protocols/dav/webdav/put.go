@@ -75,7 +75,7 @@ func (rq *request) put() {
 	buf := make([]byte, 256<<10)
 	if _, err := io.CopyBuffer(fw, onlyReader{body}, buf); err != nil {
 		fw.Abort()
-		if !errors.Is(err, store.ErrOverQuota) && !errors.Is(err, errTooLarge) {
+		if !errors.Is(err, store.ErrOverQuota) && !errors.Is(err, errTooLarge) && !store.IsNoSpace(err) {
 			rq.h.log.Debug("upload interrupted", "account", rq.a.ID(), "err", err)
 			http.Error(rq.w, "upload interrupted", http.StatusBadRequest)
 			return
