@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,6 +137,7 @@ var davFrontend = frontend{
 			MaxUploadSize: int64(e.cfg.Limits.MaxUploadSize),
 			Logger:        e.logger.With("proto", "dav"),
 			Autoconfig:    ac,
+			Middleware:    func(h http.Handler) http.Handler { return e.metrics.HTTP("dav", h) },
 		})
 		if ln := lns["listen.https"]; ln != nil {
 			serve("listen.https", func() error { return srv.ServeTLS(ln) })

@@ -152,7 +152,9 @@ func TestDiskFull(t *testing.T) {
 	ev := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//kreide//test//EN\r\nBEGIN:VEVENT\r\nUID:full-1\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250301T100000Z\r\nSUMMARY:full\r\nDESCRIPTION:" +
 		strings.Repeat("x", 200<<10) + "\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
 	code, body = s.dav(hc, "PUT", "/dav/calendars/"+user+"/calendar/full-1.ics", []byte(ev), "Content-Type", "text/calendar")
-	t.Logf("CalDAV PUT on a full disk: %d %s", code, strings.TrimSpace(string(body)))
+	if code != 507 {
+		t.Errorf("CalDAV PUT on a full disk: %d %s, want 507", code, strings.TrimSpace(string(body)))
+	}
 
 	// Stop on the full disk, check, free the space, start again.
 	ic.Close()

@@ -34,6 +34,8 @@ type Options struct {
 	// StallTimeout drops a request whose body or response makes no progress
 	// for this long (0: 2 minutes; stall.go).
 	StallTimeout time.Duration
+	// Middleware, when set, wraps the whole router (kreide: request metrics).
+	Middleware func(http.Handler) http.Handler
 }
 
 // Server serves DAV over HTTP(S).
@@ -52,8 +54,12 @@ func New(o Options) *Server {
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = defaultStallTimeout
 	}
+	h := stallGuard(o.StallTimeout, Handler(o))
+	if o.Middleware != nil {
+		h = o.Middleware(h)
+	}
 	return &Server{srv: &http.Server{
-		Handler:           stallGuard(o.StallTimeout, Handler(o)),
+		Handler:           h,
 		TLSConfig:         o.TLS,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,

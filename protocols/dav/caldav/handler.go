@@ -322,6 +322,9 @@ func (rq *request) writeError(w http.ResponseWriter, err error) {
 		de = &davError{code: http.StatusPreconditionFailed, msg: "precondition failed"}
 	case errors.Is(err, store.ErrOverQuota):
 		de = precondition(http.StatusInsufficientStorage, nsDAV, "quota-not-exceeded", "quota exceeded")
+	case store.IsNoSpace(err):
+		rq.log.Error("dav: out of disk space", "method", rq.r.Method, "err", err)
+		de = &davError{code: http.StatusInsufficientStorage, msg: "the server is out of disk space"}
 	case errors.Is(err, store.ErrExists):
 		de = &davError{code: http.StatusMethodNotAllowed, msg: "already exists"}
 	case errors.Is(err, store.ErrInvalid):
