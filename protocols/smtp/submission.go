@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,15 +128,17 @@ func (ss *session) submissionData(r io.Reader) error {
 		return transferError(ss, err)
 	}
 
+	// Signed for local recipients too: they see the same message a remote
+	// one does, and a copy forwarded on keeps a valid signature.
+	sigs, err := ss.s.dkimSign(ctx, domainOf(froms[0]), spool.Reader)
+	if err != nil {
+		ss.log.Error("dkim signing", "err", err)
+		return errTempLocal
+	}
 	// Remote recipients first: once the queue holds the message, a local
 	// failure is reported by DSN rather than by failing the transaction
 	// (which would make the client send the remote copies twice).
 	if len(remote) > 0 {
-		sigs, err := ss.s.dkimSign(ctx, domainOf(froms[0]), spool.Reader)
-		if err != nil {
-			ss.log.Error("dkim signing", "err", err)
-			return errTempLocal
-		}
 		m := &store.QueueMessage{From: ss.from, Account: ss.account.ID(), Recipients: remote, Prefix: sigs, UTF8: ss.needsUTF8(h, remote)}
 		if err := q.Add(ctx, m, spool); err != nil {
 			ss.log.Error("queue", "err", err)
@@ -153,7 +156,7 @@ func (ss *session) submissionData(r io.Reader) error {
 		if err != nil {
 			return transferError(ss, err)
 		}
-		errs, err := ss.s.o.Dir.Deliver(ctx, rcpts, body)
+		errs, err := ss.s.o.Dir.Deliver(ctx, rcpts, io.MultiReader(bytes.NewReader(sigs), body))
 		if err != nil && len(remote) == 0 {
 			ss.log.Warn("local delivery failed", "err", err)
 			return deliverError(err)
