@@ -64,7 +64,7 @@ fileext = ".vcf"
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) {
+	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-c", cfg}, args...)...)
 		cmd.Stdin = strings.NewReader(strings.Repeat("y\n", 10))
@@ -76,6 +76,7 @@ fileext = ".vcf"
 			t.Fatalf("vdirsyncer %v: %v\n%s", args, err, out)
 		}
 		t.Logf("vdirsyncer %v:\n%s", args, out)
+		return string(out)
 	}
 	run("discover")
 	run("sync")
@@ -126,6 +127,17 @@ fileext = ".vcf"
 	run("sync")
 	if got := objectTexts(t, e.anna, cal.ID); len(got) != 1 || strings.Contains(got[0], "Vom Laptop") {
 		t.Fatalf("server calendar after a local delete: %q", got)
+	}
+	// Changed on the server, changed locally.
+	e.put(annaCal+"server-event.ics", icsType, ics(vevent("server-event", "Vom Server, dritte Fassung", ":20250901T080000Z", ":20250901T093000Z")...), nil).
+		expect(t, http.StatusNoContent)
+	run("sync")
+	if calFiles := readDir(t, local("cal", "calendar")); len(calFiles) != 1 || !strings.Contains(calFiles[0], "dritte Fassung") {
+		t.Fatalf("local calendar after a server change: %q", calFiles)
+	}
+	// In step: a second sync transfers nothing.
+	if out := run("sync"); strings.Contains(out, "Copying") || strings.Contains(out, "Deleting") {
+		t.Fatalf("second sync transferred items:\n%s", out)
 	}
 }
 
