@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +43,9 @@ type env struct {
 	allowPlaintext func(conn net.Conn) bool
 	// metrics counts connections and events for listen.admin (observe.go).
 	metrics *metrics.Metrics
+	// ports are the bound port of each open listener, by listen key: what
+	// client autoconfiguration tells clients.
+	ports map[string]int
 }
 
 // A frontend serves one protocol family on some of the [listen] addresses.
@@ -123,10 +125,10 @@ var davFrontend = frontend{
 	name: "dav",
 	keys: []string{"listen.https"},
 	start: func(e *env, lns map[string]net.Listener, serve func(string, func() error)) io.Closer {
-		l := e.cfg.Listen
 		ac := autoconfig.New(autoconfig.Options{
 			Hostname: e.cfg.Hostname, Domains: e.cfg.Domains, Dir: e.dir, Logger: e.logger.With("proto", "autoconfig"),
-			IMAPS: portOf(l.IMAPS), IMAP: portOf(l.IMAP), Submissions: portOf(l.Submissions), Submission: portOf(l.Submission), HTTPS: portOf(l.HTTPS),
+			IMAPS: e.ports["listen.imaps"], IMAP: e.ports["listen.imap"], Submissions: e.ports["listen.submissions"],
+			Submission: e.ports["listen.submission"], HTTPS: e.ports["listen.https"],
 		})
 		srv := dav.New(dav.Options{
 			Dir: e.dir,
@@ -144,17 +146,6 @@ var davFrontend = frontend{
 		}
 		return srv
 	},
-}
-
-// portOf is the port of a listen address, as clients are told to use it
-// (0 when the service is off).
-func portOf(addr string) int {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // listenKeys maps each [listen] key to its address in the config and what it
@@ -240,7 +231,7 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cfg: cfg, dir: dir, tls: tlsCfg, metrics: newMetrics(dir)}
+	e := &env{cfg: cfg, dir: dir, tls: tlsCfg, metrics: newMetrics(dir), ports: make(map[string]int)}
 	e.logger = e.metrics.Logger(logger) // counts the events frontends log
 	plaintextLoopback := cfg.Auth.AllowPlaintext == config.PlaintextLoopback
 	e.allowPlaintext = func(c net.Conn) bool {
@@ -279,6 +270,9 @@ func start(ctx context.Context, cfg *config.Config, dir *store.Directory, logger
 		s.listeners = append(s.listeners, ln)
 		s.addrs[lk.key] = ln.Addr()
 		byKey[lk.key] = ln
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			e.ports[lk.key] = a.Port
+		}
 	}
 
 	for _, f := range fes {
