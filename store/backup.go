@@ -56,7 +56,7 @@ func (d *Directory) Backup(ctx context.Context, dst string) error {
 			return err
 		}
 	}
-	if err := copyTree(filepath.Join(d.dir, queueDir), filepath.Join(dst, queueDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := CopyTree(filepath.Join(d.dir, queueDir), filepath.Join(dst, queueDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return syncDir(dst)
@@ -130,7 +130,7 @@ func Restore(ctx context.Context, backup, dir string) error {
 	if err := emptyDir(dir); err != nil {
 		return err
 	}
-	if err := copyTree(backup, dir); err != nil {
+	if err := CopyTree(backup, dir); err != nil {
 		return err
 	}
 	return syncDir(dir)
@@ -271,7 +271,7 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -286,20 +286,36 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// copyTree copies regular files and directories (no lock or socket files).
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
+// CopyTree copies the directories and regular files under src to dst (not
+// lock files or sockets) and syncs them, each directory after its entries;
+// dst must not hold any of the files yet.
+func CopyTree(src, dst string) error {
+	var dirs []string
+	err := filepath.WalkDir(src, func(path string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, path)
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
 		to := filepath.Join(dst, rel)
 		switch {
 		case de.IsDir():
+			dirs = append(dirs, to)
 			return os.MkdirAll(to, 0o700)
 		case de.Type().IsRegular() && de.Name() != "lock":
 			return copyFile(path, to)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := syncDir(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return syncDir(filepath.Dir(dst))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -124,65 +123,10 @@ func moveTree(src, dst string) error {
 	if !errors.Is(err, syscall.EXDEV) {
 		return err
 	}
-	if err := copyTree(src, dst); err != nil {
+	if err := store.CopyTree(src, dst); err != nil {
 		return err
 	}
 	return os.RemoveAll(src)
-}
-
-// copyTree copies the directories and regular files under src to dst and
-// syncs them; dst is created with mode 0700.
-func copyTree(src, dst string) error {
-	var dirs []string
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			dirs = append(dirs, to)
-			return os.MkdirAll(to, 0o700)
-		case d.Type().IsRegular():
-			return copyFile(path, to)
-		}
-		return nil // sockets, lock files' links: nothing a backup needs
-	})
-	if err != nil {
-		return err
-	}
-	// Deepest first, so that each directory is synced after its entries.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncPath(dirs[i]); err != nil {
-			return err
-		}
-	}
-	return syncPath(filepath.Dir(dst))
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func syncPath(path string) error {

@@ -234,7 +234,7 @@ func TestBackupRestoreVerify(t *testing.T) {
 	}
 	// A damaged backup is refused, and leaves nothing behind.
 	damaged := filepath.Join(backups, "damaged")
-	if err := copyTree(served, damaged); err != nil {
+	if err := store.CopyTree(served, damaged); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(damaged, "system.db"), []byte("not a database"), 0o600); err != nil {
@@ -272,7 +272,7 @@ func TestCopyAndMoveTree(t *testing.T) {
 	os.MkdirAll(filepath.Join(src, "a", "b"), 0o700)
 	os.WriteFile(filepath.Join(src, "a", "b", "f"), []byte("content"), 0o600)
 	copied := filepath.Join(t.TempDir(), "copy")
-	if err := copyTree(src, copied); err != nil {
+	if err := store.CopyTree(src, copied); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(copied, "a", "b", "f")); err != nil || string(b) != "content" {
