@@ -168,6 +168,15 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("%s moved by %v, want %v", name, got, want)
 		}
 	}
+	commands := 0.0
+	for name, v := range after {
+		if strings.HasPrefix(name, "kreide_command_duration_seconds_count{") && strings.Contains(name, `proto="imap"`) {
+			commands += v
+		}
+	}
+	if commands == 0 {
+		t.Error("no IMAP command was counted in kreide_command_duration_seconds")
+	}
 	if _, ok := any(dir).(loginHooker); ok {
 		// With the store's login hook, successful logins count too.
 		if got := diff(`kreide_logins_total{proto="imap",result="ok"}`); got != 2 {

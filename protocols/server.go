@@ -79,6 +79,9 @@ var imapFrontend = frontend{
 			AllowPlaintext: e.allowPlaintext,
 			MaxConnsPerIP:  e.cfg.Limits.MaxConnsPerIP,
 			Logger:         e.logger.With("proto", "imap"),
+			OnCommand: func(cmd string, d time.Duration, ok bool) {
+				e.metrics.Command("imap", cmd, d, ok)
+			},
 		})
 		if ln := lns["listen.imap"]; ln != nil {
 			serve("listen.imap", func() error { return srv.Serve(ln) })

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"runtime/debug"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -68,10 +69,14 @@ func (s *session) mapErr(err error) error {
 
 // guard recovers from a panic in a command handler: the process survives,
 // the client gets NO [SERVERBUG], the stack goes to the log. Use as
-// defer s.guard("CMD", &err).
-func (s *session) guard(cmd string, err *error) {
+// defer s.guard("CMD", time.Now(), &err). It also reports the command and
+// its duration to Options.OnCommand (metrics).
+func (s *session) guard(cmd string, start time.Time, err *error) {
 	v := recover()
 	if v == nil {
+		if f := s.srv.o.OnCommand; f != nil {
+			f(cmd, time.Since(start), *err == nil)
+		}
 		return
 	}
 	ref := errRef()

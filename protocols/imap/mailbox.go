@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
@@ -78,7 +79,7 @@ func parents(name string) []string {
 // Create serves CREATE, with CREATE-SPECIAL-USE (RFC 6154). Missing
 // superiors are created too (RFC 3501 6.3.3).
 func (s *session) Create(name string, opts *imap.CreateOptions) (err error) {
-	defer s.guard("CREATE", &err)
+	defer s.guard("CREATE", time.Now(), &err)
 	name = strings.TrimSuffix(name, string(delim))
 	if err := checkName(name); err != nil {
 		return err
@@ -115,7 +116,7 @@ func (s *session) Create(name string, opts *imap.CreateOptions) (err error) {
 // Delete serves DELETE. Children stay (RFC 3501 6.3.4); LIST then shows
 // the deleted parent as \Noselect while they exist.
 func (s *session) Delete(name string) (err error) {
-	defer s.guard("DELETE", &err)
+	defer s.guard("DELETE", time.Now(), &err)
 	mb, err := s.mailbox(name, errNoMailbox)
 	if err != nil {
 		return err
@@ -127,7 +128,7 @@ func (s *session) Delete(name string) (err error) {
 // 6.3.5); renaming INBOX moves its messages to the new mailbox and leaves
 // INBOX and its children where they are.
 func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) (err error) {
-	defer s.guard("RENAME", &err)
+	defer s.guard("RENAME", time.Now(), &err)
 	newName = strings.TrimSuffix(newName, string(delim))
 	if err := checkName(newName); err != nil {
 		return err
@@ -187,13 +188,13 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) (err er
 
 // Subscribe serves SUBSCRIBE; only existing mailboxes can be subscribed.
 func (s *session) Subscribe(name string) (err error) {
-	defer s.guard("SUBSCRIBE", &err)
+	defer s.guard("SUBSCRIBE", time.Now(), &err)
 	return s.setSubscribed(name, true)
 }
 
 // Unsubscribe serves UNSUBSCRIBE.
 func (s *session) Unsubscribe(name string) (err error) {
-	defer s.guard("UNSUBSCRIBE", &err)
+	defer s.guard("UNSUBSCRIBE", time.Now(), &err)
 	return s.setSubscribed(name, false)
 }
 
@@ -218,7 +219,7 @@ type listEntry struct {
 // List serves LIST (with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE
 // options: RFC 5258, 5819, 6154) and LSUB.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, opts *imap.ListOptions) (err error) {
-	defer s.guard("LIST", &err)
+	defer s.guard("LIST", time.Now(), &err)
 	if len(patterns) == 0 {
 		// LIST "" "": the hierarchy delimiter and root (RFC 9051 6.3.9).
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
@@ -326,7 +327,7 @@ func matchName(name, ref, pattern string) bool {
 
 // Status serves STATUS (with STATUS=SIZE, RFC 8438, and DELETED, RFC 9051).
 func (s *session) Status(name string, opts *imap.StatusOptions) (data *imap.StatusData, err error) {
-	defer s.guard("STATUS", &err)
+	defer s.guard("STATUS", time.Now(), &err)
 	mb, err := s.mailbox(name, errNoMailbox)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package imap
 import (
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -13,7 +14,7 @@ import (
 // Store serves STORE and UID STORE (RFC 9051 6.4.6). Unless .SILENT, the
 // new flags come back as FETCH responses (with UID for UID STORE).
 func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) (err error) {
-	defer s.guard("STORE", &err)
+	defer s.guard("STORE", time.Now(), &err)
 	if s.sel == nil {
 		return errNoSelected
 	}
@@ -59,7 +60,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 
 // Copy serves COPY and UID COPY with COPYUID (RFC 4315).
 func (s *session) Copy(numSet imap.NumSet, dest string) (data *imap.CopyData, err error) {
-	defer s.guard("COPY", &err)
+	defer s.guard("COPY", time.Now(), &err)
 	if s.sel == nil {
 		return nil, errNoSelected
 	}
@@ -95,7 +96,7 @@ func copyData(uidValidity uint32, pairs []store.UIDPair) *imap.CopyData {
 // Move serves MOVE and UID MOVE (RFC 6851): COPYUID first, then EXPUNGE
 // for each moved message.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) (err error) {
-	defer s.guard("MOVE", &err)
+	defer s.guard("MOVE", time.Now(), &err)
 	if s.sel == nil {
 		return errNoSelected
 	}
@@ -131,7 +132,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 // Expunge serves EXPUNGE, UID EXPUNGE (RFC 4315) and CLOSE's implicit
 // expunge: messages with \Deleted go.
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) (err error) {
-	defer s.guard("EXPUNGE", &err)
+	defer s.guard("EXPUNGE", time.Now(), &err)
 	if s.sel == nil {
 		return errNoSelected
 	}
@@ -186,7 +187,7 @@ func isCloseExpunge(w *imapserver.ExpungeWriter) bool {
 // Append serves APPEND with APPENDUID (RFC 4315). imapserver has already
 // refused literals over APPENDLIMIT before reading them.
 func (s *session) Append(mailbox string, r imap.LiteralReader, opts *imap.AppendOptions) (data *imap.AppendData, err error) {
-	defer s.guard("APPEND", &err)
+	defer s.guard("APPEND", time.Now(), &err)
 	mb, err := s.mailbox(mailbox, errTryCreate)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ import (
 // substrings of the decoded text: RFC 2047 words in headers, transfer
 // encodings and charsets in bodies, all compared as UTF-8.
 func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, opts *imap.SearchOptions) (data *imap.SearchData, err error) {
-	defer s.guard("SEARCH", &err)
+	defer s.guard("SEARCH", time.Now(), &err)
 	if s.sel == nil {
 		return nil, errNoSelected
 	}

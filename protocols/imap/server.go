@@ -35,6 +35,9 @@ type Options struct {
 	// address and to one account (0: no limit; schools often share one NAT
 	// address, so the per-IP limit should be generous).
 	MaxConnsPerIP, MaxConnsPerUser int
+	// OnCommand, when set, hears of every command with its duration and
+	// whether it succeeded (kreide: metrics). It must be quick.
+	OnCommand func(command string, d time.Duration, ok bool)
 	// Logger receives errors and notable events (nil: slog.Default()).
 	Logger *slog.Logger
 }

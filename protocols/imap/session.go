@@ -108,7 +108,7 @@ func (s *session) logout() {
 // Login serves LOGIN and AUTHENTICATE PLAIN (imapserver has already refused
 // both without TLS unless Options.AllowPlaintext allowed this peer).
 func (s *session) Login(username, password string) (err error) {
-	defer s.guard("LOGIN", &err)
+	defer s.guard("LOGIN", time.Now(), &err)
 	if s.acct != nil {
 		return bad("Already logged in")
 	}
@@ -160,7 +160,7 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 // client, keeping EXPUNGEs back when imapserver says they are not allowed.
 // Its errors end the connection, so only write errors are returned.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) (err error) {
-	defer s.guard("poll", &err)
+	defer s.guard("poll", time.Now(), &err)
 	if s.sel == nil {
 		return nil
 	}
@@ -183,7 +183,7 @@ func (s *session) sync() {
 // Idle serves IDLE (RFC 2177): changes made by other sessions or by
 // delivery wake the account's watcher, and are sent at once.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) (err error) {
-	defer s.guard("IDLE", &err)
+	defer s.guard("IDLE", time.Now(), &err)
 	s.idleMu.Lock()
 	if s.closing {
 		s.idleMu.Unlock()

@@ -215,7 +215,7 @@ func TestGuardRecovers(t *testing.T) {
 	e := newEnv(t)
 	s := &session{srv: e.srv}
 	err := func() (err error) {
-		defer s.guard("TEST", &err)
+		defer s.guard("TEST", time.Now(), &err)
 		var m map[string]int
 		m["boom"]++ // panics
 		return nil

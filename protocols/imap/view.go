@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -34,7 +35,7 @@ var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged
 
 // Select serves SELECT and EXAMINE.
 func (s *session) Select(name string, opts *imap.SelectOptions) (data *imap.SelectData, err error) {
-	defer s.guard("SELECT", &err)
+	defer s.guard("SELECT", time.Now(), &err)
 	s.sel, s.searchRes = nil, nil
 	mb, err := s.mailbox(name, errNoMailbox)
 	if err != nil {

@@ -60,6 +60,7 @@ type Metrics struct {
 	queued           prometheus.Counter
 	rejected         *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
+	commandDuration  *prometheus.HistogramVec
 
 	// loginHook is set once the store reports logins itself (Login); then
 	// failed logins are no longer counted from log events.
@@ -104,8 +105,13 @@ func New(o Options) *Metrics {
 			Help:    "Latency of HTTP requests (CalDAV, CardDAV, WebDAV, autoconfig), by handler, method and status code.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{"handler", "method", "code"}),
+		commandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kreide_command_duration_seconds",
+			Help:    "Latency of IMAP commands, by command and result (ok, no: refused or failed); the count is the number of commands.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10},
+		}, []string{"proto", "command", "result"}),
 	}
-	m.reg.MustRegister(m.connections, m.open, m.logins, m.deliveries, m.deliveryFailures, m.queued, m.rejected, m.httpDuration)
+	m.reg.MustRegister(m.connections, m.open, m.logins, m.deliveries, m.deliveryFailures, m.queued, m.rejected, m.httpDuration, m.commandDuration)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -148,6 +154,15 @@ func storeGauge(fn func(ctx context.Context) (int, error)) func() float64 {
 
 // Registry is where the metrics are registered (tests gather from it).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Command records one protocol command and how long it took.
+func (m *Metrics) Command(proto, command string, d time.Duration, ok bool) {
+	result := "ok"
+	if !ok {
+		result = "no"
+	}
+	m.commandDuration.WithLabelValues(proto, command, result).Observe(d.Seconds())
+}
 
 // Login counts one login attempt of proto ("imap", "smtp", "dav"): ok, or failed because of a wrong user
 // name or password. Calling it tells Metrics that the store reports logins, so failed logins are no
