@@ -415,9 +415,10 @@ func (a *Account) OpenMessage(ctx context.Context, mbox MailboxID, uid uint32) (
 
 // SetFlags changes flags of uids. With unchangedSince > 0 (CONDSTORE), a
 // message whose modseq is greater is left alone and reported in failed.
+// Concurrent STOREs and EXPUNGEs of one account share a commit (batch).
 func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (updated []Message, failed []uint32, err error) {
 	flags = normalizeFlags(flags)
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.batch(func(tx *bolt.Tx) error {
 		updated, failed = nil, nil
 		r, err := a.getMailbox(tx, mbox)
 		if err != nil {
@@ -622,7 +623,7 @@ func (a *Account) removeMessageTx(tx *bolt.Tx, mbox MailboxID, uid uint32, rec *
 func (a *Account) Expunge(ctx context.Context, mbox MailboxID, uids []uint32) ([]uint32, error) {
 	var removed []blobRef
 	var done []uint32
-	err := a.update(func(tx *bolt.Tx) error {
+	err := a.batch(func(tx *bolt.Tx) error {
 		var err error
 		done, removed, err = a.expungeTx(tx, mbox, uids)
 		return err
