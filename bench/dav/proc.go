@@ -73,7 +73,7 @@ func freePorts(n int) ([]int, error) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	logf *os.File
+	out  *os.File
 	done chan struct{}
 	err  error
 }
@@ -93,7 +93,7 @@ func startProc(name, logPath string, env []string, args ...string) (*proc, error
 		lf.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, logf: lf, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, out: lf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		lf.Close()
