@@ -145,7 +145,8 @@ func (w *FileWriter) Commit(ctx context.Context) (fi FileInfo, created bool, err
 	}
 	wrapped := crypto.WrapKey(a.keys.Blob, w.key[:], fileContentAAD(a.id, ref.ID))
 	var old []blobRef
-	err = a.update(func(tx *bolt.Tx) error {
+	// batch: concurrent uploads to one account share a commit and its fsync.
+	err = a.batch(func(tx *bolt.Tx) error {
 		old = nil
 		now := time.Now()
 		parents, target, err := a.walkParent(tx, w.path)
