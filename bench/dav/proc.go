@@ -164,70 +164,6 @@ func waitAccept(ctx context.Context, p *proc, logPath string, timeout time.Durat
 	return nil
 }
 
-// processPSS is the proportional set size of a process (pages shared with
-// other processes count in part), in bytes; 0 if unknown.
-func processPSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
-// descendants returns pid and every process below it.
-func descendants(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		pp, _ := strconv.Atoi(f[1])
-		parent[n] = pp
-	}
-	out := []int{pid}
-	for changed := true; changed; {
-		changed = false
-		for c, pp := range parent {
-			if contains(out, pp) && !contains(out, c) {
-				out = append(out, c)
-				changed = true
-			}
-		}
-	}
-	return out
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // rssWatch samples RSS until Stop and keeps the peak: benchkit.WatchRSS for a
 // single process, a process-tree sampler for Apache (whose workers are
 // children that come and go).
@@ -250,9 +186,9 @@ func watch(pid int, tree bool) *rssWatch {
 		defer t.Stop()
 		for {
 			var rss, pss int64
-			for _, p := range descendants(pid) {
+			for _, p := range benchkit.ProcessTree(pid) {
 				rss += benchkit.ProcessRSS(p)
-				pss += processPSS(p)
+				pss += benchkit.ProcessPSS(p)
 			}
 			w.peak, w.pss = max(w.peak, rss), max(w.pss, pss)
 			select {
