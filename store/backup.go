@@ -223,6 +223,23 @@ func verifyAccount(dir string) error {
 			}
 			return nil
 		})
+		// Every registered blob file (messages, DAV objects, files) exists
+		// and has a valid encrypted length.
+		tx.Bucket(bktBlobFiles).ForEach(func(k, _ []byte) error {
+			s := hex.EncodeToString(k)
+			if len(k) != 16 {
+				errs = append(errs, fmt.Errorf("blob %s: bad id", s))
+				return nil
+			}
+			st, err := os.Stat(filepath.Join(dir, "blobs", s[:2], s))
+			if err == nil {
+				_, err = crypto.PlainSize(st.Size())
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("blob %s: %w", s, err))
+			}
+			return nil
+		})
 		tx.Bucket(bktMailboxes).ForEach(func(k, v []byte) error {
 			r := new(mailboxRecord)
 			if err := json.Unmarshal(v, r); err != nil {

@@ -116,3 +116,32 @@ func TestVerifyFindsDamage(t *testing.T) {
 		t.Fatal("missing blob not found")
 	}
 }
+
+// TestVerifyFindsMissingFileBlob: Verify checks the blobs of the file tree
+// too, not only those of messages.
+func TestVerifyFindsMissingFileBlob(t *testing.T) {
+	d := Open(t)
+	a, _ := User(t, d, "t@example.org", "password1")
+	putFile(t, a.Files(), "/musical.jpg", []byte(strings.Repeat("jpeg", 50000)))
+	id := a.ID()
+	a.Close()
+	dir := d.Dir()
+	d.Close()
+	if err := store.Verify(ctx, dir); err != nil {
+		t.Fatalf("healthy store: %v", err)
+	}
+	var blobs []string
+	filepath.Walk(filepath.Join(dir, "users", id, "blobs"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			blobs = append(blobs, p)
+		}
+		return nil
+	})
+	if len(blobs) != 1 {
+		t.Fatalf("blob files %v", blobs)
+	}
+	os.Remove(blobs[0])
+	if err := store.Verify(ctx, dir); err == nil {
+		t.Fatal("missing file blob not found by Verify")
+	}
+}
