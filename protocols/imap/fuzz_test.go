@@ -3,7 +3,10 @@ package imap
 import (
 	"bytes"
 	"io"
+	"log/slog"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -70,6 +73,64 @@ func FuzzPartial(f *testing.F) {
 		o, s := partial(total, &imap.SectionPartial{Offset: off, Size: size})
 		if o < 0 || s < 0 || o > total || o+s > total {
 			t.Fatalf("partial(%d, %d.%d) = %d, %d", total, off, size, o, s)
+		}
+	})
+}
+
+// fakeConn serves reads from a chunkReader and discards writes.
+type fakeConn struct {
+	net.Conn // nil: other methods are not used
+	r        *chunkReader
+	written  int
+}
+
+func (c *fakeConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *fakeConn) Write(p []byte) (int, error)      { c.written += len(p); return len(p), nil }
+func (c *fakeConn) Close() error                     { return nil }
+func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *fakeConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *fakeConn) SetDeadline(t time.Time) error    { return nil }
+
+// FuzzFrontConn: whatever a client sends, the front neither panics nor
+// hangs, and complete lines without anything it must act on (commands it
+// answers, literals) reach imapserver unchanged, however they are split
+// into reads.
+func FuzzFrontConn(f *testing.F) {
+	f.Add([]byte("a LOGIN u p\r\nb ID NIL\r\nc NOOP\r\n"), uint16(5), true)
+	f.Add([]byte("a APPEND INBOX {5+}\r\nhello\r\nb ID (\"x\" \"y\")\r\n"), uint16(3), true)
+	f.Add([]byte("a APPEND {3}\r\nbox {2000+}\r\n"), uint16(100), true)
+	f.Add([]byte("a LOGIN {100000+}\r\nxyz"), uint16(7), false)
+	f.Add([]byte("s STARTTLS\r\nx NOOP\r\n"), uint16(4), false)
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint16, authed bool) {
+		if chunk == 0 || len(in) > 64<<10 {
+			return
+		}
+		srv := &Server{o: Options{MaxMessageSize: 1000}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		fc := &fakeConn{r: &chunkReader{b: in, n: int(chunk)}}
+		tc := &trackedConn{Conn: fc, s: srv}
+		tc.authed.Store(authed)
+		front := newFrontConn(srv, tc, fc, false, true)
+		var got []byte
+		buf := make([]byte, 4096)
+		for i := 0; ; i++ {
+			if i > len(in)+10 {
+				t.Fatal("Read keeps returning without consuming input")
+			}
+			n, err := front.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		up := bytes.ToUpper(in)
+		plain := !bytes.ContainsAny(in, "{") && !bytes.Contains(up, []byte("ID")) &&
+			!bytes.Contains(up, []byte("STARTTLS"))
+		// An unfinished last line is held back: it is no command yet.
+		want := in[:bytes.LastIndexByte(in, '\n')+1]
+		if plain && !bytes.Equal(got, want) {
+			t.Fatalf("input changed on its way:\n%q\nbecame\n%q", want, got)
 		}
 	})
 }

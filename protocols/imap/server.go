@@ -63,11 +63,10 @@ type Server struct {
 	log      *slog.Logger
 	timeouts timeouts
 
-	// strict refuses authentication without TLS; lax allows it (for peers
-	// that Options.AllowPlaintext accepts). imapserver decides this per
-	// server, so connections are routed to one of two.
-	strict, lax     *imapserver.Server
-	strictLn, laxLn *chanListener
+	// imap serves every connection; TLS, STARTTLS and whether a
+	// connection may log in are frontConn's business (see wire.go).
+	imap *imapserver.Server
+	ln   *chanListener
 
 	mu        sync.Mutex
 	closed    bool
@@ -95,8 +94,7 @@ func New(o Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		perIP:     make(map[string]int),
 		perUser:   make(map[string]int),
-		strictLn:  newChanListener(),
-		laxLn:     newChanListener(),
+		ln:        newChanListener(),
 	}
 	caps := imap.CapSet{}
 	for _, c := range []imap.Cap{
@@ -106,22 +104,18 @@ func New(o Options) *Server {
 	} {
 		caps[c] = struct{}{}
 	}
-	mk := func(insecure bool) *imapserver.Server {
-		return imapserver.New(&imapserver.Options{
-			NewSession:   s.newSession,
-			Caps:         caps,
-			Logger:       printfLogger{s.log},
-			TLSConfig:    o.TLS,
-			InsecureAuth: insecure,
-		})
-	}
-	s.strict, s.lax = mk(false), mk(true)
-	go s.strict.Serve(s.strictLn)
-	go s.lax.Serve(s.laxLn)
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps:       caps,
+		Logger:     printfLogger{s.log},
+		// frontConn refuses LOGIN and AUTHENTICATE without TLS and does
+		// STARTTLS itself; imapserver sees neither.
+		InsecureAuth: true,
+	})
+	go s.imap.Serve(s.ln)
 	// imapserver.Serve registers itself before its first Accept; Close must
 	// not race with that registration.
-	<-s.strictLn.accepting
-	<-s.laxLn.accepting
+	<-s.ln.accepting
 	return s
 }
 
@@ -183,19 +177,14 @@ func (s *Server) handle(c net.Conn, implicitTLS bool) {
 	}
 	tc := &trackedConn{Conn: c, s: s, ip: ip}
 	tc.Conn.SetReadDeadline(time.Now().Add(s.timeouts.unauth)) // also bounds the TLS handshake
-	var nc net.Conn = tc
-	lax := false
+	var inner net.Conn = tc
 	if implicitTLS {
-		nc = tls.Server(tc, s.o.TLS)
-	} else if s.o.AllowPlaintext != nil {
-		lax = s.o.AllowPlaintext(c)
+		inner = tls.Server(tc, s.o.TLS)
 	}
-	ln := s.strictLn
-	if lax {
-		ln = s.laxLn
-	}
-	if !ln.deliver(nc) {
-		nc.Close()
+	allowPlain := s.o.AllowPlaintext != nil && s.o.AllowPlaintext(c)
+	fc := newFrontConn(s, tc, inner, implicitTLS, allowPlain)
+	if !s.ln.deliver(fc) {
+		fc.Close()
 	}
 }
 
@@ -212,8 +201,7 @@ func (s *Server) Close() error {
 		ln.Close()
 	}
 	s.mu.Unlock()
-	s.strict.Close()
-	s.lax.Close()
+	s.imap.Close()
 	done := make(chan struct{})
 	go func() {
 		s.sessions.Wait()

@@ -2,7 +2,6 @@ package imap
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ const maxLoginFailures = 3
 type session struct {
 	srv    *Server
 	conn   *imapserver.Conn
+	fc     *frontConn
 	tc     *trackedConn
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -47,14 +47,11 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	nc := c.NetConn()
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	tc, ok := nc.(*trackedConn)
+	fc, ok := c.NetConn().(*frontConn)
 	if !ok {
 		return nil, nil, errors.New("imap: connection not accepted by this server")
 	}
+	tc := fc.tc
 	s.mu.Lock()
 	closed := s.closed
 	if !closed {
@@ -67,7 +64,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	// The client's address goes into every store call of the session, so
 	// Directory.Login can slow down failed logins per client.
 	ctx, cancel := context.WithCancel(store.WithRemote(context.Background(), tc.RemoteAddr()))
-	return &session{srv: s, conn: c, tc: tc, ctx: ctx, cancel: cancel}, nil, nil
+	return &session{srv: s, conn: c, fc: fc, tc: tc, ctx: ctx, cancel: cancel}, nil, nil
 }
 
 func (s *session) login() string {
@@ -105,12 +102,16 @@ func (s *session) logout() {
 	s.tc.authed.Store(false)
 }
 
-// Login serves LOGIN and AUTHENTICATE PLAIN (imapserver has already refused
-// both without TLS unless Options.AllowPlaintext allowed this peer).
+// Login serves LOGIN and AUTHENTICATE PLAIN. frontConn refuses both without
+// TLS (unless Options.AllowPlaintext allowed this peer) before the password
+// is read; this checks again.
 func (s *session) Login(username, password string) (err error) {
 	defer s.guard("LOGIN", time.Now(), &err)
 	if s.acct != nil {
 		return bad("Already logged in")
+	}
+	if !s.fc.canAuth() {
+		return no(imap.ResponseCodePrivacyRequired, "TLS is required to authenticate")
 	}
 	a, err := s.srv.o.Dir.Login(s.ctx, username, password, store.ScopeIMAP)
 	if err != nil {
@@ -195,6 +196,8 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) (err er
 	defer close(done)
 	s.tc.setIdle(true)
 	defer s.tc.setIdle(false)
+	s.fc.idle.Store(true) // updates go out at once
+	defer s.fc.idle.Store(false)
 	if s.acct == nil {
 		<-stop
 		return nil
