@@ -187,6 +187,7 @@ func (d *Directory) unlockWith(ctx context.Context, info AccountInfo, secret str
 	case <-ctx.Done():
 		return crypto.Key{}, nil, ctx.Err()
 	}
+	d.argonRuns.Add(1)
 	umk, err := password.open(secret)
 	<-argonSlots
 	if err != nil || password.Account != info.ID {
@@ -232,6 +233,17 @@ func (d *Directory) login(ctx context.Context, address, secret string, scope Sco
 		d.unlockWith(ctx, AccountInfo{ID: "-"}, secret, scope, credPassword)
 		return nil, ErrAuthFailed
 	}
+	if umk, ok := d.unlock.get(info.ID, secret, scope); ok {
+		return d.openAccount(info, umk)
+	}
+	// A phone and a laptop opening several connections at once after a
+	// restart must not each run Argon2 (64 MiB) for the same password: the
+	// first runs it, the others wait and find its result in the cache.
+	done, err := d.unlock.begin(ctx, info.ID, secret)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	if umk, ok := d.unlock.get(info.ID, secret, scope); ok {
 		return d.openAccount(info, umk)
 	}
@@ -409,10 +421,11 @@ func (d *Directory) RevokeAppPassword(ctx context.Context, login, label string) 
 // unlockCache remembers successful logins in memory only, keyed by an HMAC
 // under a per-process random key, so Argon2 runs once per user per TTL.
 type unlockCache struct {
-	key crypto.Key
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]*unlockEntry
+	key      crypto.Key
+	ttl      time.Duration
+	mu       sync.Mutex
+	m        map[string]*unlockEntry
+	inflight map[string]chan struct{} // slots whose secret is being checked
 }
 
 type unlockEntry struct {
@@ -423,7 +436,36 @@ type unlockEntry struct {
 }
 
 func newUnlockCache(ttl time.Duration) *unlockCache {
-	return &unlockCache{key: crypto.NewKey(), ttl: ttl, m: make(map[string]*unlockEntry)}
+	return &unlockCache{key: crypto.NewKey(), ttl: ttl, m: make(map[string]*unlockEntry), inflight: make(map[string]chan struct{})}
+}
+
+// begin waits until no other login checks the same secret for account,
+// then claims the slot until done is called.
+func (u *unlockCache) begin(ctx context.Context, account, secret string) (done func(), err error) {
+	slot := u.slot(account, secret)
+	u.mu.Lock()
+	for {
+		ch, busy := u.inflight[slot]
+		if !busy {
+			break
+		}
+		u.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		u.mu.Lock()
+	}
+	ch := make(chan struct{})
+	u.inflight[slot] = ch
+	u.mu.Unlock()
+	return func() {
+		u.mu.Lock()
+		delete(u.inflight, slot)
+		u.mu.Unlock()
+		close(ch)
+	}, nil
 }
 
 func (u *unlockCache) slot(account, secret string) string {

@@ -60,6 +60,7 @@ type Directory struct {
 
 	dummyOnce sync.Once
 	dummy     *credRecord
+	argonRuns atomic.Int64 // password checks that ran Argon2
 
 	// loginHook, when set, hears of every login attempt (SetLoginHook).
 	loginHook atomic.Pointer[func(scope Scope, ok bool)]
