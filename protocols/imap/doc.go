@@ -31,10 +31,11 @@
 //     authenticated ones after 30 minutes without a command, IDLE ones after
 //     35 minutes (RFC 2177: clients re-IDLE every 29 minutes).
 //
-// imapserver decides "authentication without TLS allowed" per server, not
-// per connection, so Server runs two imapserver.Servers (strict and lax)
-// and routes each accepted connection to one by Options.AllowPlaintext.
-// imapserver has no ID command (RFC 2971); ID is therefore not advertised.
+// Between TLS and imapserver sits frontConn (wire.go): it answers ID (RFC
+// 2971), does STARTTLS, refuses logins without TLS and literals over their
+// limits before imapserver reads them, rewrites the capability lists to the
+// connection's security, and batches response lines per command. imapserver
+// (go-imap v2.0.0-beta.8) can do none of these per connection.
 //
 // Store API this package works around (see the store's issue tracker): an
 // atomic snapshot of a mailbox's UIDs with the change counter (Select reads
