@@ -133,9 +133,9 @@ type Limits struct {
 	// It can be changed per account.
 	DefaultQuota Size `toml:"default_quota"`
 
-	// MaxConnsPerIP is the largest number of simultaneous connections from one IP address, over all
-	// protocols. A phone or mail program opens several; a whole school behind one NAT address opens many:
-	// raise it in that case.
+	// MaxConnsPerIP is the largest number of simultaneous connections from one IP address to each of
+	// IMAP, SMTP and HTTPS. A phone or mail program opens several; a whole school behind one NAT address
+	// opens many: raise it in that case.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 
 	// MaxUploadSize is the largest single file accepted over WebDAV.

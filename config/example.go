@@ -94,8 +94,9 @@ always need TLS.`)
 	e.comment(`Storage space of a new account: mail, calendars, contacts and files together.
 It can be changed per account.`)
 	e.size("default_quota", c.Limits.DefaultQuota)
-	e.comment(`Largest number of simultaneous connections from one IP address. Each phone or
-mail program opens several; raise it when many users share one address (NAT).`)
+	e.comment(`Largest number of simultaneous connections from one IP address, for IMAP, SMTP
+and HTTPS each. Each phone or mail program opens several; raise it when many users
+share one address (NAT).`)
 	e.int("max_conns_per_ip", c.Limits.MaxConnsPerIP)
 	e.comment(`Largest single file accepted over WebDAV.`)
 	e.size("max_upload_size", c.Limits.MaxUploadSize)

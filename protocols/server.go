@@ -140,6 +140,7 @@ var davFrontend = frontend{
 				return e.cfg.Auth.AllowPlaintext == config.PlaintextLoopback && davauth.IsLoopback(remote)
 			},
 			MaxUploadSize: int64(e.cfg.Limits.MaxUploadSize),
+			MaxConnsPerIP: e.cfg.Limits.MaxConnsPerIP,
 			Logger:        e.logger.With("proto", "dav"),
 			Autoconfig:    ac,
 			Middleware:    func(h http.Handler) http.Handler { return e.metrics.HTTP("dav", h) },

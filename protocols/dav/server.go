@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"kreide/protocols/autoconfig"
@@ -36,11 +37,17 @@ type Options struct {
 	StallTimeout time.Duration
 	// Middleware, when set, wraps the whole router (kreide: request metrics).
 	Middleware func(http.Handler) http.Handler
+	// MaxConnsPerIP caps simultaneous connections from one address (0: no
+	// cap).
+	MaxConnsPerIP int
 }
 
 // Server serves DAV over HTTP(S).
 type Server struct {
-	srv *http.Server
+	srv      *http.Server
+	maxPerIP int
+	log      *slog.Logger
+	dropped  atomic.Int64
 }
 
 // New builds the server and its routes.
@@ -58,7 +65,7 @@ func New(o Options) *Server {
 	if o.Middleware != nil {
 		h = o.Middleware(h)
 	}
-	return &Server{srv: &http.Server{
+	return &Server{maxPerIP: o.MaxConnsPerIP, log: o.Logger, srv: &http.Server{
 		Handler:           h,
 		TLSConfig:         o.TLS,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -110,7 +117,7 @@ func Handler(o Options) http.Handler {
 
 // ServeTLS serves HTTPS on ln.
 func (s *Server) ServeTLS(ln net.Listener) error {
-	err := s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	err := s.srv.Serve(tls.NewListener(s.limit(ln), s.srv.TLSConfig))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -119,11 +126,21 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 
 // Serve serves plain HTTP on ln (loopback tests, or behind a TLS proxy).
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(s.limit(ln))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// limit applies Options.MaxConnsPerIP to ln. Refusals are logged once per
+// hundred, so a flood does not flood the log too.
+func (s *Server) limit(ln net.Listener) net.Listener {
+	return newLimitListener(ln, s.maxPerIP, func(ip string) {
+		if s.dropped.Add(1)%100 == 1 {
+			s.log.Warn("dav: too many connections from one address, refusing", "remote", ip, "refused_so_far", s.dropped.Load())
+		}
+	})
 }
 
 // Close stops the server, letting requests in flight finish for a while.
