@@ -29,6 +29,9 @@ type Message struct {
 	Structure *message.Structure
 	// Envelope alone, when only it was asked for (cheaper to decode).
 	Envelope *message.Envelope
+	// Header is the raw top-level header block (through the blank line),
+	// when asked for and cached; nil otherwise.
+	Header []byte
 }
 
 // Has reports whether the message has flag (system flags compare case-insensitively).
@@ -191,7 +194,8 @@ func (a *Account) Append(ctx context.Context, mbox MailboxID, r io.Reader, flags
 	}
 	key := crypto.NewKey()
 	bw := a.h.newBlobWriter(key)
-	st, size, err := parseWhileWriting(bw, r)
+	var hc headerCapture
+	st, size, err := parseWhileWriting(io.MultiWriter(bw, &hc), r)
 	if err != nil {
 		bw.abort()
 		return Message{}, err
@@ -204,11 +208,20 @@ func (a *Account) Append(ctx context.Context, mbox MailboxID, r io.Reader, flags
 	rec := &msgRecord{Size: size, Date: date.Truncate(time.Second), Blob: ref, KeyWrap: keyWrapBlob,
 		Key: crypto.WrapKey(a.keys.Blob, key[:], contentAAD(a.id, ref.ID)), Flags: a.sealFlags(ref.ID, flags)}
 	sealedStruct := crypto.WrapKey(key, st.Marshal(), structAAD(a.id, ref.ID))
+	sealedHeader := sealHeader(a.id, key, ref.ID, hc.header(st))
 	var msg Message
 	err = a.batch(func(tx *bolt.Tx) error {
 		uid, modseq, err := a.h.insertMessage(tx, mbox, rec, !hasFlag(flags, FlagSeen), inline, sealedStruct)
 		if err != nil {
 			return err
+		}
+		if err := putHeader(tx, ref.ID, sealedHeader); err != nil {
+			return err
+		}
+		if hasFlag(flags, FlagDeleted) {
+			if err := a.updateDeleted(tx, mbox, []uint32{uid}, nil); err != nil {
+				return err
+			}
 		}
 		msg = Message{Mailbox: mbox, UID: uid, ModSeq: modseq, Size: size, InternalDate: rec.Date, Flags: flags, Structure: st}
 		return nil
@@ -319,6 +332,10 @@ func (a *Account) uidsTx(tx *bolt.Tx, mbox MailboxID) ([]uint32, error) {
 type FetchOptions struct {
 	Structure bool // envelope and MIME structure (Message.Structure)
 	Envelope  bool // only the envelope (Message.Envelope)
+	// Header: the cached top-level header block (Message.Header). A
+	// message without one gets Structure instead, to read it from the
+	// content.
+	Header bool
 }
 
 // Messages calls fn for each existing message of uids (ascending; nil means
@@ -329,6 +346,7 @@ func (a *Account) Messages(ctx context.Context, mbox MailboxID, uids []uint32, o
 			return fmt.Errorf("%w: mailbox", ErrNotFound)
 		}
 		c := tx.Bucket(bktMsgs).Cursor()
+		headers := tx.Bucket(bktHeaders)
 		visit := func(k, v []byte) error {
 			rec, err := unmarshalMsgRecord(v)
 			if err != nil {
@@ -338,16 +356,26 @@ func (a *Account) Messages(ctx context.Context, mbox MailboxID, uids []uint32, o
 			if m.Flags, err = a.openFlags(rec); err != nil {
 				return err
 			}
-			if opts.Structure || opts.Envelope {
+			if opts.Structure || opts.Envelope || opts.Header {
 				key, err := a.contentKey(tx, rec)
 				if err != nil {
 					return err
+				}
+				structure := opts.Structure
+				if opts.Header {
+					if m.Header, err = a.openHeader(headers, rec, key); err != nil {
+						return err
+					}
+					structure = structure || m.Header == nil
+				}
+				if !structure && !opts.Envelope {
+					return fn(m)
 				}
 				plain, err := a.structureBytes(tx, rec, key)
 				if err != nil {
 					return err
 				}
-				if opts.Structure {
+				if structure {
 					if m.Structure, err = message.Unmarshal(plain); err != nil {
 						return err
 					}
@@ -426,6 +454,7 @@ func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, o
 		}
 		msgs := tx.Bucket(bktMsgs)
 		var modseq uint64 // each changed message gets its own: the change log is keyed by modseq
+		var delAdd, delRemove []uint32
 		for _, uid := range uids {
 			k := msgKey(mbox, uid)
 			v := msgs.Get(k)
@@ -459,6 +488,11 @@ func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, o
 				continue
 			}
 			modseq = nextModSeq(tx)
+			if was, is := hasFlag(old, FlagDeleted), hasFlag(next, FlagDeleted); was && !is {
+				delRemove = append(delRemove, uid)
+			} else if is && !was {
+				delAdd = append(delAdd, uid)
+			}
 			if hasFlag(old, FlagSeen) != hasFlag(next, FlagSeen) {
 				if hasFlag(next, FlagSeen) {
 					r.Unseen--
@@ -479,9 +513,11 @@ func (a *Account) SetFlags(ctx context.Context, mbox MailboxID, uids []uint32, o
 		}
 		if modseq != 0 {
 			r.HighestModSeq = modseq
-			return a.putMailbox(tx, mbox, r)
+			if err := a.putMailbox(tx, mbox, r); err != nil {
+				return err
+			}
 		}
-		return nil
+		return a.updateDeleted(tx, mbox, delAdd, delRemove)
 	})
 	return updated, failed, err
 }
@@ -496,6 +532,7 @@ func (a *Account) Copy(ctx context.Context, src MailboxID, uids []uint32, dst Ma
 			return err
 		}
 		msgs := tx.Bucket(bktMsgs)
+		var deleted []uint32 // copies with \Deleted
 		for _, uid := range uids {
 			v := msgs.Get(msgKey(src, uid))
 			if v == nil {
@@ -517,6 +554,10 @@ func (a *Account) Copy(ctx context.Context, src MailboxID, uids []uint32, dst Ma
 			if err != nil {
 				return err
 			}
+			header, err := a.openHeader(tx.Bucket(bktHeaders), rec, key)
+			if err != nil {
+				return err
+			}
 			ref, inline, err := a.h.copyBlob(tx, rec.Blob)
 			if err != nil {
 				return err
@@ -529,9 +570,15 @@ func (a *Account) Copy(ctx context.Context, src MailboxID, uids []uint32, dst Ma
 			if err != nil {
 				return err
 			}
+			if err := putHeader(tx, ref.ID, sealHeader(a.id, key, ref.ID, header)); err != nil {
+				return err
+			}
+			if hasFlag(flags, FlagDeleted) {
+				deleted = append(deleted, nuid)
+			}
 			pairs = append(pairs, UIDPair{Src: uid, Dst: nuid})
 		}
-		return nil
+		return a.updateDeleted(tx, dst, deleted, nil)
 	})
 	if err != nil {
 		a.h.unlinkBlobs(created)
@@ -560,6 +607,7 @@ func (a *Account) moveTx(tx *bolt.Tx, src MailboxID, uids []uint32, dst MailboxI
 		return nil, err
 	}
 	var pairs []UIDPair
+	var srcDeleted, dstDeleted []uint32
 	for _, uid := range uids {
 		rec, flags, err := a.loadMessage(tx, src, uid)
 		if errors.Is(err, ErrNotFound) {
@@ -579,9 +627,16 @@ func (a *Account) moveTx(tx *bolt.Tx, src MailboxID, uids []uint32, dst MailboxI
 		if err != nil {
 			return nil, err
 		}
+		if hasFlag(flags, FlagDeleted) {
+			srcDeleted = append(srcDeleted, uid)
+			dstDeleted = append(dstDeleted, nuid)
+		}
 		pairs = append(pairs, UIDPair{Src: uid, Dst: nuid})
 	}
-	return pairs, nil
+	if err := a.updateDeleted(tx, src, nil, srcDeleted); err != nil {
+		return nil, err
+	}
+	return pairs, a.updateDeleted(tx, dst, dstDeleted, nil)
 }
 
 // removeMessageTx deletes a message record and updates its mailbox's counts.
@@ -610,6 +665,9 @@ func (a *Account) removeMessageTx(tx *bolt.Tx, mbox MailboxID, uid uint32, rec *
 	}
 	if content {
 		tx.Bucket(bktStructs).Delete(rec.Blob.ID[:])
+		if err := deleteHeader(tx, rec.Blob.ID); err != nil {
+			return err
+		}
 		if err := deleteBlob(tx, rec.Blob); err != nil {
 			return err
 		}
@@ -636,14 +694,31 @@ func (a *Account) Expunge(ctx context.Context, mbox MailboxID, uids []uint32) ([
 }
 
 func (a *Account) expungeTx(tx *bolt.Tx, mbox MailboxID, uids []uint32) ([]uint32, []blobRef, error) {
-	var done []uint32
+	return a.expungeUIDsTx(tx, mbox, uids, false)
+}
+
+// expungeUIDsTx removes messages; with onlyDeleted, only those that have
+// \Deleted (uids then come from the deleted set: any that do not are
+// dropped from it).
+func (a *Account) expungeUIDsTx(tx *bolt.Tx, mbox MailboxID, uids []uint32, onlyDeleted bool) ([]uint32, []blobRef, error) {
+	var done, deleted []uint32
 	var refs []blobRef
 	for _, uid := range uids {
 		rec, flags, err := a.loadMessage(tx, mbox, uid)
 		if errors.Is(err, ErrNotFound) {
+			if onlyDeleted {
+				deleted = append(deleted, uid)
+			}
 			continue
 		} else if err != nil {
 			return nil, nil, err
+		}
+		isDeleted := hasFlag(flags, FlagDeleted)
+		if isDeleted || onlyDeleted {
+			deleted = append(deleted, uid)
+		}
+		if onlyDeleted && !isDeleted {
+			continue
 		}
 		if err := a.removeMessageTx(tx, mbox, uid, rec, flags, true); err != nil {
 			return nil, nil, err
@@ -651,5 +726,5 @@ func (a *Account) expungeTx(tx *bolt.Tx, mbox MailboxID, uids []uint32) ([]uint3
 		done = append(done, uid)
 		refs = append(refs, rec.Blob)
 	}
-	return done, refs, nil
+	return done, refs, a.updateDeleted(tx, mbox, nil, deleted)
 }

@@ -45,8 +45,19 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 	if err != nil {
 		return err
 	}
-	needStruct := opts.Envelope || opts.BodyStructure != nil || len(opts.BodySection) > 0 ||
+	// The message's own header (Thunderbird's HEADER.FIELDS after SELECT)
+	// comes from the store's header cache; other sections need the
+	// structure's offsets.
+	needStruct := opts.Envelope || opts.BodyStructure != nil ||
 		len(opts.BinarySection) > 0 || len(opts.BinarySectionSize) > 0
+	needHeader := false
+	for _, sec := range opts.BodySection {
+		if ownHeader(sec) {
+			needHeader = true
+		} else {
+			needStruct = true
+		}
+	}
 	markSeen := false
 	if !s.sel.readOnly {
 		for _, sec := range opts.BodySection {
@@ -57,7 +68,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 		}
 	}
 	batch := batchMeta
-	if needStruct {
+	if needStruct || needHeader {
 		batch = batchStruct
 	}
 	first := min(batch, 64) // a small first batch: the client sees data at once
@@ -65,7 +76,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 		chunk := refs[:min(first, len(refs))]
 		refs = refs[len(chunk):]
 		first = batch
-		msgs, err := s.load(refUIDs(chunk), needStruct)
+		msgs, err := s.loadWith(refUIDs(chunk), store.FetchOptions{Structure: needStruct, Header: needHeader})
 		if err != nil {
 			return err
 		}
@@ -94,8 +105,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 
 // load reads the metadata (and structure) of uids, ascending.
 func (s *session) load(uids []uint32, structure bool) (map[uint32]*store.Message, error) {
+	return s.loadWith(uids, store.FetchOptions{Structure: structure})
+}
+
+// loadWith reads the metadata and what opts asks for of uids, ascending.
+func (s *session) loadWith(uids []uint32, opts store.FetchOptions) (map[uint32]*store.Message, error) {
 	out := make(map[uint32]*store.Message, len(uids))
-	err := s.acct.Messages(s.ctx, s.sel.id, uids, store.FetchOptions{Structure: structure}, func(m *store.Message) error {
+	err := s.acct.Messages(s.ctx, s.sel.id, uids, opts, func(m *store.Message) error {
 		out[m.UID] = m
 		return nil
 	})

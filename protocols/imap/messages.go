@@ -142,7 +142,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) (err e
 		}
 		return errReadOnly
 	}
-	candidates := slices.Clone(s.sel.uids)
+	candidates := slices.Clone(s.sel.uids) // only the messages this session knows
 	if uids != nil {
 		refs, err := s.resolve(*uids)
 		if err != nil {
@@ -150,28 +150,12 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) (err e
 		}
 		candidates = refUIDs(refs)
 	}
-	var deleted []uint32
-	for len(candidates) > 0 {
-		chunk := candidates[:min(batchMeta, len(candidates))]
-		candidates = candidates[len(chunk):]
-		err := s.acct.Messages(s.ctx, s.sel.id, chunk, store.FetchOptions{}, func(m *store.Message) error {
-			if m.Has(store.FlagDeleted) {
-				deleted = append(deleted, m.UID)
-			}
-			return nil
-		})
-		if err != nil {
-			return s.mapErr(err)
-		}
+	done, err := s.acct.ExpungeDeleted(s.ctx, s.sel.id, candidates)
+	if err != nil {
+		return s.mapErr(err)
 	}
-	if len(deleted) > 0 {
-		done, err := s.acct.Expunge(s.ctx, s.sel.id, deleted)
-		if err != nil {
-			return s.mapErr(err)
-		}
-		for _, uid := range done {
-			s.sel.pendExp[uid] = struct{}{}
-		}
+	for _, uid := range done {
+		s.sel.pendExp[uid] = struct{}{}
 	}
 	return s.sel.flushExpunges(w)
 }

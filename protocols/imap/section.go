@@ -57,14 +57,30 @@ func partial(total int64, p *imap.SectionPartial) (off, size int64) {
 	return off, size
 }
 
-// bodySection prepares BODY[section]<partial> from the cached structure's
-// byte offsets. A section that does not exist is the empty string.
+// ownHeader reports whether item is the message's own header: HEADER,
+// HEADER.FIELDS (.NOT) or RFC822.HEADER without a part number.
+func ownHeader(item *imap.FetchItemBodySection) bool {
+	return len(item.Part) == 0 && item.Specifier == imap.PartSpecifierHeader
+}
+
+// bodySection prepares BODY[section]<partial>: the message's own header
+// from the store's header cache when it has one (the content stays
+// closed), anything else from the cached structure's byte offsets. A
+// section that does not exist is the empty string.
 func (c *content) bodySection(item *imap.FetchItemBodySection) (section, error) {
+	filter := len(item.HeaderFields) > 0 || len(item.HeaderFieldsNot) > 0
+	if c.m.Header != nil && ownHeader(item) {
+		data := c.m.Header
+		if filter {
+			data = filterHeader(data, item)
+		}
+		off, size := partial(int64(len(data)), item.Partial)
+		return section{size: size, data: data[off : off+size]}, nil
+	}
 	start, end, ok := c.m.Structure.Section(item.Part, string(item.Specifier))
 	if !ok {
 		return section{}, nil
 	}
-	filter := len(item.HeaderFields) > 0 || len(item.HeaderFieldsNot) > 0
 	if end <= start && !filter {
 		return section{}, nil
 	}
@@ -80,13 +96,18 @@ func (c *content) bodySection(item *imap.FetchItemBodySection) (section, error) 
 	if _, err := br.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
 		return section{}, c.s.mapErr(err)
 	}
+	data := filterHeader(buf, item)
+	off, size := partial(int64(len(data)), item.Partial)
+	return section{size: size, data: data[off : off+size]}, nil
+}
+
+// filterHeader applies HEADER.FIELDS or HEADER.FIELDS.NOT to a header block.
+func filterHeader(header []byte, item *imap.FetchItemBodySection) []byte {
 	names, not := item.HeaderFields, false
 	if len(names) == 0 {
 		names, not = item.HeaderFieldsNot, true
 	}
-	data := message.FilterHeader(buf, names, not)
-	off, size := partial(int64(len(data)), item.Partial)
-	return section{size: size, data: data[off : off+size]}, nil
+	return message.FilterHeader(header, names, not)
 }
 
 // binarySection prepares BINARY[part]<partial> (RFC 3516): the part's body
