@@ -76,7 +76,9 @@
 // for a logged-out user is written as a blob under a fresh content key, and
 // the content key is sealed with HPKE (RFC 9180, KDF HKDF-SHA256, AEAD
 // AES-256-GCM) to the public key. At the next unlock the content key is
-// opened once and rewrapped under the blob key.
+// opened once and rewrapped under the blob key. An unwrapped private key is
+// held as its 32-byte seed and expanded (about 8 KiB) only while it opens
+// something (KEMPrivateKey, KEMPrivateKey.Expand).
 //
 // # Rules for callers
 //

@@ -71,23 +71,64 @@ func (k *KEMPublicKey) Seal(info, plaintext []byte) ([]byte, error) {
 
 // KEMPrivateKey opens messages sealed to the user. It is safe for concurrent
 // use.
+//
+// A key from ParseKEMPrivateKey holds only the 32-byte seed and expands it
+// into the ML-KEM-768 decapsulation key and the X25519 scalar for each Open
+// (SHAKE256 and the ML-KEM key generation, about as much work again as the
+// Open itself): the expanded form is about 8 KiB (ML-KEM keeps the public
+// matrix and vectors next to the secret), and the store holds one private
+// key per unlocked session, most of which never open anything. Expand returns
+// a key that keeps the expanded form, for many Opens in a row.
 type KEMPrivateKey struct {
-	sk hpke.PrivateKey
+	seed [KEMPrivateKeySize]byte
+	sk   hpke.PrivateKey // the expanded key (Expand), or nil
 }
 
 // ParseKEMPrivateKey parses a private key returned by GenerateKEMKey (after
-// UnwrapKey).
+// UnwrapKey). Every 32-byte string is a valid MLKEM768-X25519 seed, so only
+// the length is checked; the caller is expected to have authenticated it
+// (UnwrapKey does).
 func ParseKEMPrivateKey(b []byte) (*KEMPrivateKey, error) {
-	sk, err := hpkeKEM.NewPrivateKey(b)
-	if err != nil {
-		return nil, errors.New("crypto: invalid KEM private key: " + err.Error())
+	if len(b) != KEMPrivateKeySize {
+		return nil, errors.New("crypto: invalid KEM private key: want 32 bytes")
 	}
-	return &KEMPrivateKey{sk: sk}, nil
+	k := new(KEMPrivateKey)
+	copy(k.seed[:], b)
+	return k, nil
 }
 
-// PublicKey returns the matching public key.
+// expanded returns the expanded key: k's own if Expand made it, else a fresh
+// one that the caller drops after use.
+func (k *KEMPrivateKey) expanded() (hpke.PrivateKey, error) {
+	if k.sk != nil {
+		return k.sk, nil
+	}
+	sk, err := hpkeKEM.NewPrivateKey(k.seed[:])
+	if err != nil {
+		// Not reachable with a 32-byte seed (hpke accepts any).
+		return nil, errors.New("crypto: invalid KEM private key: " + err.Error())
+	}
+	return sk, nil
+}
+
+// Expand returns a key that opens without expanding the seed each time, at
+// the cost of holding the expanded form (about 8 KiB) for as long as it is
+// kept. Use it for a batch of Opens and drop it afterwards.
+func (k *KEMPrivateKey) Expand() (*KEMPrivateKey, error) {
+	sk, err := k.expanded()
+	if err != nil {
+		return nil, err
+	}
+	return &KEMPrivateKey{seed: k.seed, sk: sk}, nil
+}
+
+// PublicKey returns the matching public key (expanding the seed).
 func (k *KEMPrivateKey) PublicKey() *KEMPublicKey {
-	return &KEMPublicKey{pk: k.sk.PublicKey()}
+	sk, err := k.expanded()
+	if err != nil {
+		panic(err) // unreachable: any 32-byte seed expands
+	}
+	return &KEMPublicKey{pk: sk.PublicKey()}
 }
 
 // Open decrypts a message sealed by KEMPublicKey.Seal with the same info. It
@@ -96,7 +137,11 @@ func (k *KEMPrivateKey) Open(info, sealed []byte) ([]byte, error) {
 	if len(sealed) < KEMSealOverhead {
 		return nil, ErrDecrypt
 	}
-	pt, err := hpke.Open(k.sk, hpkeKDF, hpkeAEAD, info, sealed)
+	sk, err := k.expanded()
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pt, err := hpke.Open(sk, hpkeKDF, hpkeAEAD, info, sealed)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

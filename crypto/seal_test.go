@@ -40,6 +40,18 @@ func TestGenerateKEMKey(t *testing.T) {
 	if !bytes.Equal(sk.PublicKey().Bytes(), pub) {
 		t.Fatal("private key does not give back the public key")
 	}
+	// The parsed key keeps the seed alone; the expanded one gives the same
+	// public key.
+	if sk.sk != nil {
+		t.Fatal("ParseKEMPrivateKey expanded the seed")
+	}
+	if x, err := sk.Expand(); err != nil || !bytes.Equal(x.PublicKey().Bytes(), pub) || x.sk == nil {
+		t.Fatalf("Expand: %v", err)
+	}
+	priv[0] ^= 1
+	if sk.seed[0] == priv[0] {
+		t.Fatal("ParseKEMPrivateKey kept the caller's slice")
+	}
 	pk, err := ParseKEMPublicKey(pub)
 	if err != nil || !bytes.Equal(pk.Bytes(), pub) {
 		t.Fatalf("public key round trip: %v", err)
@@ -95,7 +107,14 @@ func TestKEMRoundTrip(t *testing.T) {
 			}
 			// Interoperability: the format is plain single-shot HPKE with the
 			// documented suite, enc || ciphertext.
-			raw, err := hpke.Open(sk.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), tc.info, sealed)
+			x, err := sk.Expand()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := x.Open(tc.info, sealed); err != nil || !bytes.Equal(got, tc.msg) {
+				t.Fatalf("expanded key: Open = %x, %v", got, err)
+			}
+			raw, err := hpke.Open(x.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), tc.info, sealed)
 			if err != nil || !bytes.Equal(raw, tc.msg) {
 				t.Fatalf("hpke.Open with MLKEM768X25519/HKDF-SHA256/AES-256-GCM: %v", err)
 			}
@@ -117,6 +136,10 @@ func TestKEMFailures(t *testing.T) {
 	}
 	_, other, _ := GenerateKEMKey()
 	otherSK, _ := ParseKEMPrivateKey(other)
+	expanded, err := sk.Expand()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		sk     *KEMPrivateKey
@@ -124,6 +147,8 @@ func TestKEMFailures(t *testing.T) {
 		sealed []byte
 	}{
 		{"wrong private key", otherSK, info, sealed},
+		{"wrong info, expanded key", expanded, []byte("kreide/v1/blob-key/u1/b2"), sealed},
+		{"truncated, expanded key", expanded, info, sealed[:len(sealed)-1]},
 		{"wrong info", sk, []byte("kreide/v1/blob-key/u1/b2"), sealed},
 		{"empty", sk, info, nil},
 		{"enc only", sk, info, sealed[:KEMEncSize]},

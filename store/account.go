@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -28,15 +29,35 @@ var (
 	metaModSeq  = []byte("modseq")
 	metaMboxSeq = []byte("mboxseq")
 	metaUsed    = []byte("used")
+	// metaPending counts messages delivered under a delivery key and not yet
+	// re-wrapped under the blob key (deliver.go, upgradeLocked). Stores from
+	// before it was kept do not have it: the next unlock then looks.
+	metaPending = []byte("pending")
 )
 
 // mailBuckets are the buckets of the mail model and what every model shares.
 var mailBuckets = [][]byte{bktAcctMeta, bktMailboxes, bktMboxNames, bktRoles, bktMsgs, bktStructs, bktBodies, bktBlobFiles, bktChanges, bktDKeys}
 
+// accountBuckets are the buckets every store.db has from its creation (or
+// its first open by a version that knows them).
+func accountBuckets() [][]byte { return slices.Concat(mailBuckets, davBuckets, fileBuckets) }
+
 func ensureBuckets(tx *bolt.Tx) error {
-	for _, b := range slices.Concat(mailBuckets, davBuckets, fileBuckets) {
+	for _, b := range accountBuckets() {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+var errMissingBucket = errors.New("store: bucket missing")
+
+// hasBuckets fails with errMissingBucket when ensureBuckets has something to do.
+func hasBuckets(tx *bolt.Tx) error {
+	for _, b := range accountBuckets() {
+		if tx.Bucket(b) == nil {
+			return errMissingBucket
 		}
 	}
 	return nil
@@ -53,7 +74,7 @@ type Account struct {
 	umk    crypto.Key
 	keys   *crypto.UserKeys
 	rec    *crypto.RecordCipher
-	kem    *crypto.KEMPrivateKey
+	kem    *crypto.KEMPrivateKey // the 32-byte seed: expanded for each Open
 	closed atomic.Bool
 }
 
@@ -115,6 +136,7 @@ func (a *Account) view(fn func(tx *bolt.Tx) error) error {
 	if err := a.check(); err != nil {
 		return err
 	}
+	a.h.touch()
 	return a.h.db.View(fn)
 }
 
@@ -123,6 +145,7 @@ func (a *Account) update(fn func(tx *bolt.Tx) error) error {
 	if err := a.check(); err != nil {
 		return err
 	}
+	a.h.touch()
 	err := a.h.db.Update(fn)
 	if err == nil {
 		a.h.notify()

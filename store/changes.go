@@ -104,6 +104,9 @@ func (a *Account) Watch() *Watcher {
 	c := make(chan struct{}, 1)
 	w := &Watcher{C: c, c: c, h: a.h}
 	a.h.watchMu.Lock()
+	if a.h.watchers == nil {
+		a.h.watchers = make(map[*Watcher]struct{})
+	}
 	a.h.watchers[w] = struct{}{}
 	a.h.watchMu.Unlock()
 	return w

@@ -26,7 +26,8 @@ import (
 //	go tool pprof -tagignore side=client -top caldav-query.pprof
 //
 // shows the server alone. Sizes: $KREIDE_BENCH_EVENTS (default 10000),
-// $KREIDE_BENCH_MIB (default 1024).
+// $KREIDE_BENCH_MIB (default 1024). KREIDE_BENCH_IDLE_ONLY=1 skips the CPU
+// profiles and writes only the heap profile of the IDLE connections.
 func TestProfile(t *testing.T) {
 	out := os.Getenv("KREIDE_BENCH_PROFILE")
 	if out == "" {
@@ -38,6 +39,7 @@ func TestProfile(t *testing.T) {
 	events := envInt("KREIDE_BENCH_EVENTS", 10000)
 	size := int64(envInt("KREIDE_BENCH_MIB", 1024)) << 20
 	nidle := envInt("KREIDE_BENCH_IDLE", 1000)
+	idleOnly := os.Getenv("KREIDE_BENCH_IDLE_ONLY") == "1"
 	if err := raiseNoFile(4*nidle+4096, 3*nidle+1024); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,6 @@ func TestProfile(t *testing.T) {
 		srv.Wait()
 	}()
 	base := "https://" + srv.Addr("listen.https").String()
-	o := benchkit.Options{Log: os.Stderr}
 
 	// Everything the client does runs under the label side=client.
 	asClient := func(fn func(ctx context.Context)) {
@@ -93,35 +94,9 @@ func TestProfile(t *testing.T) {
 		t.Logf("%s: %.1f %s/s, p50 %v, p99 %v", name, res.Rate(), res.Unit, res.P50, res.P99)
 	}
 
-	cal := &calTarget{server: "kreide", c: newClient(base, calUser, calPass, calClients),
-		cal: "/dav/calendars/" + calUser + "/calendar/", pid: os.Getpid(), o: o}
-	defer cal.c.close()
-	asClient(func(ctx context.Context) {
-		if _, err = fillCalendar(ctx, cal, events); err != nil {
-			t.Fatal(err)
-		}
-	})
-	profile("caldav-query.pprof", func(ctx context.Context) (benchkit.Result, error) {
-		var q queries
-		err := queryLoop(ctx, cal, 20*time.Second, false, &q)
-		return q.result(cal), err
-	})
-	profile("caldav-query-data.pprof", func(ctx context.Context) (benchkit.Result, error) {
-		var q queries
-		err := queryLoop(ctx, cal, 20*time.Second, true, &q)
-		return q.result(cal), err
-	})
-
-	files := &fileTarget{server: "kreide", c: newClient(base, filesUser, filesPass, filesClients), root: "/files/", pid: os.Getpid()}
-	defer files.c.close()
-	var sum []byte
-	profile("webdav-put.pprof", func(ctx context.Context) (res benchkit.Result, err error) {
-		res, sum, err = putBig(ctx, files, size)
-		return res, err
-	})
-	profile("webdav-get.pprof", func(ctx context.Context) (benchkit.Result, error) {
-		return getBig(ctx, files, size, sum)
-	})
+	if !idleOnly {
+		cpuProfiles(ctx, t, base, events, size, profile, asClient)
+	}
 
 	// What an IDLE connection holds: accounts 0..nidle-1, live heap after GC,
 	// sampled finely (not earlier: recording stacks would skew the CPU
@@ -132,8 +107,6 @@ func TestProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cal.c.close()
-	files.c.close()
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -165,7 +138,52 @@ func TestProfile(t *testing.T) {
 	t.Logf("%d IDLE connections: live heap +%d KiB each (both ends), stacks +%d KiB each, %d goroutines each",
 		nidle, (int64(after.HeapAlloc)-int64(before.HeapAlloc))/int64(nidle)/1024,
 		(int64(after.StackInuse)-int64(before.StackInuse))/int64(nidle)/1024, (runtime.NumGoroutine()-ng)/nidle)
+	// The store drops the mappings of databases left unused for a few
+	// seconds (store/pool.go): resident now, and once that has happened.
+	for _, wait := range []time.Duration{0, 8 * time.Second} {
+		time.Sleep(wait)
+		dbRSS, dbMaps := mappedRSS(os.Getpid(), "/store.db")
+		sysRSS, _ := mappedRSS(os.Getpid(), "/system.db")
+		t.Logf("after %v more: store.db mappings: %d, %.1f KiB resident each; system.db: %.1f MiB resident",
+			wait, dbMaps, float64(dbRSS)/float64(max(dbMaps, 1))/1024, mib(sysRSS))
+	}
 	fmt.Fprintln(os.Stderr, "profiles in", out)
+}
+
+// cpuProfiles writes the CPU profiles of the CalDAV and WebDAV workloads.
+func cpuProfiles(ctx context.Context, t *testing.T, base string, events int, size int64,
+	profile func(name string, fn func(ctx context.Context) (benchkit.Result, error)), asClient func(fn func(ctx context.Context))) {
+	t.Helper()
+	var err error
+	cal := &calTarget{server: "kreide", c: newClient(base, calUser, calPass, calClients),
+		cal: "/dav/calendars/" + calUser + "/calendar/", pid: os.Getpid(), o: benchkit.Options{Log: os.Stderr}}
+	defer cal.c.close()
+	asClient(func(ctx context.Context) {
+		if _, err = fillCalendar(ctx, cal, events); err != nil {
+			t.Fatal(err)
+		}
+	})
+	profile("caldav-query.pprof", func(ctx context.Context) (benchkit.Result, error) {
+		var q queries
+		err := queryLoop(ctx, cal, 20*time.Second, false, &q)
+		return q.result(cal), err
+	})
+	profile("caldav-query-data.pprof", func(ctx context.Context) (benchkit.Result, error) {
+		var q queries
+		err := queryLoop(ctx, cal, 20*time.Second, true, &q)
+		return q.result(cal), err
+	})
+
+	files := &fileTarget{server: "kreide", c: newClient(base, filesUser, filesPass, filesClients), root: "/files/", pid: os.Getpid()}
+	defer files.c.close()
+	var sum []byte
+	profile("webdav-put.pprof", func(ctx context.Context) (res benchkit.Result, err error) {
+		res, sum, err = putBig(ctx, files, size)
+		return res, err
+	})
+	profile("webdav-get.pprof", func(ctx context.Context) (benchkit.Result, error) {
+		return getBig(ctx, files, size, sum)
+	})
 }
 
 func envInt(name string, def int) int {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,7 @@ func Scale(ctx context.Context, o benchkit.Options) ([]benchkit.Result, error) {
 
 	// 3. IDLE connections, one per account.
 	logf(o, "opening %d IMAP IDLE connections over TLS", nidle)
-	res, err = idleConnections(ctx, k, nidle, idle)
+	res, err = idleConnections(ctx, o, k, nidle, idle)
 	if err != nil {
 		return results, err
 	}
@@ -278,7 +279,7 @@ func dialIdle(addr string, i int) (*idleConn, error) {
 
 // idleConnections opens n IDLE connections, accounts 0..n-1, and measures
 // what they cost kreide in memory once everything has settled.
-func idleConnections(ctx context.Context, k *kreideServer, n int, before procMem) (benchkit.Result, error) {
+func idleConnections(ctx context.Context, o benchkit.Options, k *kreideServer, n int, before procMem) (benchkit.Result, error) {
 	pid := k.p.pid()
 	conns := make([]*idleConn, n)
 	defer func() {
@@ -343,11 +344,45 @@ func idleConnections(ctx context.Context, k *kreideServer, n int, before procMem
 	}
 	per := float64(after.RSS-before.RSS) / float64(n) / 1024
 	perAnon := float64(after.Anon-before.Anon) / float64(n) / 1024
+	perFile := float64(after.File-before.File) / float64(n) / 1024
+	dbRSS, dbMaps := mappedRSS(pid, "/store.db")
+	sysRSS, _ := mappedRSS(pid, "/system.db")
+	logf(o, "after 10 s: RSS %.1f MiB; per connection %.1f KiB: anon %.1f KiB, file %.1f KiB (store.db: %d mappings, %.1f KiB resident each; system.db: %.1f MiB resident)",
+		mib(after.RSS), per, perAnon, perFile, dbMaps, float64(dbRSS)/float64(max(dbMaps, 1))/1024, mib(sysRSS))
 	return benchkit.Result{
 		Workload: fmt.Sprintf("Scale: %s IMAP IDLE over TLS (%d dialers)", thousands(n), idleDialers),
 		Server:   "kreide", Unit: "conns", Ops: float64(n), Elapsed: elapsed, P50: lat.Percentile(50), P99: lat.Percentile(99),
 		PeakRSS: peak,
-		Note: fmt.Sprintf("one account each; RSS %.0f KiB/conn (anon %.0f KiB), %.0f MiB in all after 10 s; target < 64 KiB",
-			per, perAnon, mib(after.RSS)),
+		Note: fmt.Sprintf("one account each; RSS %.0f KiB/conn (anon %.0f KiB, file %.0f KiB), %.0f MiB in all after 10 s; target < 64 KiB",
+			per, perAnon, perFile, mib(after.RSS)),
 	}, nil
+}
+
+// mappedRSS sums the resident memory of a process's mappings of files whose
+// name ends with suffix (from /proc/PID/smaps), and counts those mappings.
+func mappedRSS(pid int, suffix string) (rss int64, maps int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, 0
+	}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") || len(f) >= 5 && strings.Contains(f[0], "-") {
+			// A mapping's header: address range, perms, offset, dev, inode[, path].
+			in = len(f) >= 6 && strings.HasSuffix(f[5], suffix)
+			if in {
+				maps++
+			}
+			continue
+		}
+		if in && f[0] == "Rss:" && len(f) >= 2 {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss += kb * 1024
+		}
+	}
+	return rss, maps
 }
