@@ -64,6 +64,8 @@ func (d *Directory) Deliver(ctx context.Context, rcpts []Recipient, r io.Reader)
 	if len(writers) == 0 {
 		return errs, errors.Join(errs...)
 	}
+	var hc headerCapture // the header block, cached beside the structure
+	writers = append(writers, &hc)
 	st, size, err := parseWhileWriting(io.MultiWriter(writers...), r)
 	if err != nil {
 		for _, c := range copies {
@@ -74,6 +76,7 @@ func (d *Directory) Deliver(ctx context.Context, rcpts []Recipient, r io.Reader)
 		return errs, err
 	}
 	structPlain := st.Marshal()
+	header := hc.header(st)
 	ok := 0
 	for i, c := range copies {
 		if c == nil {
@@ -88,6 +91,7 @@ func (d *Directory) Deliver(ctx context.Context, rcpts []Recipient, r io.Reader)
 		wrapped := append(dk.id[:], crypto.WrapKey(dk.key, c.key[:], contentAAD(c.id, ref.ID))...)
 		rec := &msgRecord{Size: size, Date: nowSecond(), Blob: ref, KeyWrap: keyWrapDelivery, Key: wrapped}
 		sealedStruct := crypto.WrapKey(c.key, structPlain, structAAD(c.id, ref.ID))
+		sealedHeader := sealHeader(c.id, c.key, ref.ID, header)
 		junk := rcpts[i].Junk
 		err = c.h.batch(func(tx *bolt.Tx) error {
 			mbox, err := deliveryMailbox(tx, junk)
@@ -98,6 +102,9 @@ func (d *Directory) Deliver(ctx context.Context, rcpts []Recipient, r io.Reader)
 				return err
 			}
 			if _, _, err = c.h.insertMessage(tx, mbox, rec, true, inline, sealedStruct); err != nil {
+				return err
+			}
+			if err := putHeader(tx, ref.ID, sealedHeader); err != nil {
 				return err
 			}
 			return addPending(tx, 1)

@@ -27,7 +27,8 @@
 //
 // # store.db buckets (per account)
 //
-//	meta       modseq (change counter), mboxseq, uidvalidity, used (bytes)
+//	meta       modseq (change counter), mboxseq, uidvalidity, used (bytes),
+//	           pending (locked deliveries not yet re-wrapped)
 //	mailboxes  mailbox id (4 bytes) -> counters in clear (UIDVALIDITY, UIDNEXT,
 //	           HIGHESTMODSEQ, messages, unseen, size, role) and the sealed name
 //	           and subscription
@@ -38,6 +39,10 @@
 //	           ref, wrapped content key, sealed flags
 //	structs    blob id -> envelope and MIME structure sealed under the
 //	           message's content key
+//	headers    blob id -> top-level header block (up to 64 KiB) sealed under
+//	           the content key, for FETCH BODY[HEADER...] (headercache.go)
+//	deleted    mailbox id -> sealed set of UIDs flagged \Deleted, a hint for
+//	           EXPUNGE kept in the same transaction as the flags (deleted.go)
 //	bodies     blob id -> encrypted content up to 64 KiB (inline)
 //	blobfiles  blob id -> 1 for content in files (so a sweep finds orphans)
 //	changes    modseq -> kind, mailbox, UID (ids only): feeds IMAP IDLE and

@@ -37,10 +37,9 @@
 // connection's security, and batches response lines per command. imapserver
 // (go-imap v2.0.0-beta.8) can do none of these per connection.
 //
-// Store API this package works around (see the store's issue tracker): an
-// atomic snapshot of a mailbox's UIDs with the change counter (Select reads
-// the counter first and tolerates the overlap), a rename of a mailbox
-// hierarchy in one transaction (Rename renames one mailbox at a time), and
-// the raw header block cached with the structure (HEADER.FIELDS and SEARCH
-// HEADER decrypt the first content chunk of every message).
+// Store API this package works around: an atomic snapshot of a mailbox's
+// UIDs with the change counter (Select reads the counter first and tolerates
+// the overlap), and a rename of a mailbox hierarchy in one transaction
+// (Rename renames one mailbox at a time). SEARCH HEADER still reads headers
+// from the content, not from the store's header cache.
 package imap
