@@ -40,6 +40,5 @@
 // Store API this package works around: an atomic snapshot of a mailbox's
 // UIDs with the change counter (Select reads the counter first and tolerates
 // the overlap), and a rename of a mailbox hierarchy in one transaction
-// (Rename renames one mailbox at a time). SEARCH HEADER still reads headers
-// from the content, not from the store's header cache.
+// (Rename renames one mailbox at a time).
 package imap

@@ -37,7 +37,9 @@ func (s *session) Search(kind imapserver.NumKind, c *imap.SearchCriteria, opts *
 	var hits []msgRef
 	for i := 0; i < len(v.uids); i += batch {
 		uids := v.uids[i:min(i+batch, len(v.uids))]
-		msgs, err := s.load(uids, structure)
+		// The cached header block too: HEADER, FROM, SUBJECT and the
+		// like then need no content read.
+		msgs, err := s.loadWith(uids, store.FetchOptions{Structure: structure, Header: structure})
 		if err != nil {
 			return nil, err
 		}
@@ -149,6 +151,10 @@ func (mc *matcher) reader() (*store.BlobReader, error) {
 // header returns the message's raw header block.
 func (mc *matcher) header() ([]byte, error) {
 	if mc.hdr != nil {
+		return mc.hdr, nil
+	}
+	if mc.m.Header != nil {
+		mc.hdr = mc.m.Header
 		return mc.hdr, nil
 	}
 	br, err := mc.reader()
