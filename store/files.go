@@ -138,7 +138,7 @@ func fileContentAAD(account string, id [16]byte) []byte {
 
 func (n *fileNode) info() FileInfo {
 	return FileInfo{ID: n.ID, Name: n.Name, Dir: n.Dir, Size: n.Size, Created: n.Created, Modified: n.Modified,
-		ETag: fmt.Sprintf("%x-%x", n.ID, n.Version), ContentType: n.CType}
+		ETag: string(appendETag(make([]byte, 0, 24), n.ID, n.Version)), ContentType: n.CType}
 }
 
 func (a *Account) marshalNode(n *fileNode) []byte {

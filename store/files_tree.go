@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -49,21 +48,20 @@ func (f *Files) ReadDir(ctx context.Context, p string) ([]FileInfo, error) {
 		if !dir.Dir {
 			return ErrFileNotFolder
 		}
-		kids, err := a.children(tx, dir.ID)
+		kids, err := a.listMembers(ctx, tx, dir.ID)
 		if err != nil {
 			return err
 		}
-		out = make([]FileInfo, 0, len(kids))
-		for _, n := range kids {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			out = append(out, n.info())
+		out = make([]FileInfo, len(kids)-1)
+		for i := range out {
+			out[i] = kids[1+i].FileInfo
 		}
 		return nil
 	})
-	slices.SortFunc(out, func(x, y FileInfo) int { return strings.Compare(x.Name, y.Name) })
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Mkdir creates a folder at p; its parent must exist. tokens are the lock

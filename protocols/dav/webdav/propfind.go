@@ -1,15 +1,12 @@
 package webdav
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"mime"
 	"net/http"
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"kreide/store"
@@ -76,12 +73,6 @@ func propNames(e *xelem) []propName {
 	return out
 }
 
-// resource is one response of a multistatus.
-type resource struct {
-	segs []string
-	fi   store.FileInfo
-}
-
 func (rq *request) propfind() {
 	depth, ok := rq.depth(-1)
 	if !ok {
@@ -105,32 +96,29 @@ func (rq *request) propfind() {
 	if _, ok := rq.conditions(false); !ok {
 		return
 	}
-	fi, err := rq.fs.Stat(rq.ctx, rq.p())
+	pc := newPropCtx(rq, mode, names)
+	// One read of the store for the whole listing; the answer is written
+	// after it, streaming.
+	list, err := rq.fs.List(rq.ctx, rq.p(), store.FileListOptions{Members: depth == 1, Props: pc.needDead, Locks: pc.needLocks})
 	if err != nil {
 		rq.fail(err)
 		return
 	}
-	list := []resource{{rq.segs, fi}}
-	if depth == 1 && fi.Dir {
-		kids, err := rq.fs.ReadDir(rq.ctx, rq.p())
-		if err != nil {
-			rq.fail(err)
-			return
-		}
-		for _, k := range kids {
-			if !rq.hidden(k.Name) {
-				list = append(list, resource{append(slices.Clip(rq.segs), k.Name), k})
-			}
-		}
-	}
-	pc := &propCtx{rq: rq}
 	x := newXW(rq.w, http.StatusMultiStatus)
 	x.raw(`<D:multistatus xmlns:D="DAV:">`)
-	for _, res := range list {
-		if err := rq.ctx.Err(); err != nil {
-			return
+	self := &list[0]
+	pc.response(x, self, rq.h.href(rq.segs, self.Dir), "", len(rq.segs) > 0)
+	if len(list) > 1 {
+		base := rq.h.href(rq.segs, true)
+		for i := range list[1:] {
+			e := &list[1+i]
+			if i%64 == 0 && rq.ctx.Err() != nil {
+				return
+			}
+			if !rq.hidden(e.Name) {
+				pc.response(x, e, base, e.Name, true)
+			}
 		}
-		pc.response(x, res, mode, names)
 	}
 	x.raw("</D:multistatus>\n")
 	x.flush()
@@ -139,8 +127,38 @@ func (rq *request) propfind() {
 // propCtx computes properties for one PROPFIND, fetching the quota once.
 type propCtx struct {
 	rq          *request
+	mode        propfindMode
+	names       []propName
+	live        []bool // per name: a live property
+	needDead    bool   // dead properties are asked for
+	needLocks   bool   // DAV:lockdiscovery is asked for
 	quotaLoaded bool
 	used, quota int64
+	found       xw // the properties found for the current response
+	missing     []propName
+}
+
+// supportedLock is the value of DAV:supportedlock: exclusive and shared
+// write locks.
+const supportedLock = "<D:supportedlock>" +
+	"<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>" +
+	"<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>" +
+	"</D:supportedlock>"
+
+// The ends of the two propstat groups of a response.
+var (
+	propstatOK       = "</D:prop><D:status>" + statusLine(http.StatusOK) + "</D:status></D:propstat>"
+	propstatNotFound = "</D:prop><D:status>" + statusLine(http.StatusNotFound) + "</D:status></D:propstat>"
+)
+
+func newPropCtx(rq *request, mode propfindMode, names []propName) *propCtx {
+	pc := &propCtx{rq: rq, mode: mode, names: names, live: make([]bool, len(names))}
+	for i, n := range names {
+		pc.live[i] = isLive(n)
+	}
+	pc.needDead = mode != pfProp || slices.Contains(pc.live, false)
+	pc.needLocks = mode == pfAllprop || slices.Contains(names, propName{Space: nsDAV, Local: "lockdiscovery"})
+	return pc
 }
 
 func (pc *propCtx) loadQuota() {
@@ -150,26 +168,21 @@ func (pc *propCtx) loadQuota() {
 	}
 }
 
-// response writes the DAV:response of one resource.
-func (pc *propCtx) response(x *xw, res resource, mode propfindMode, names []propName) {
-	rq := pc.rq
-	p := strings.Join(res.segs, "/")
-	var found bytes.Buffer
-	fx := &xw{w: bufio.NewWriter(&found)}
-	var missing []propName
-
-	needDead := mode != pfProp || slices.ContainsFunc(names, func(n propName) bool { return !isLive(n) })
-	var dead []store.FileProp
-	if needDead {
-		var err error
-		if dead, err = rq.fs.Props(rq.ctx, p); err != nil {
-			rq.h.log.Warn("reading dead properties", "err", err)
-		}
+// response writes the DAV:response of one resource, whose href is base
+// followed by name, escaped (and a slash for a folder). named says the
+// resource has a DAV:displayname (it is not the root).
+func (pc *propCtx) response(x *xw, e *store.FileEntry, base, name string, named bool) {
+	fx := &pc.found
+	fx.b = fx.b[:0]
+	pc.missing = pc.missing[:0]
+	if e.PropsErr != nil {
+		pc.rq.h.log.Warn("reading dead properties", "err", e.PropsErr)
 	}
-	switch mode {
+	dead := e.Props
+	switch pc.mode {
 	case pfPropname:
 		for _, l := range liveProps {
-			if pc.has(l, res) {
+			if pc.has(l, e, named) {
 				fx.prop(nsDAV, l, nil)
 			}
 		}
@@ -179,122 +192,117 @@ func (pc *propCtx) response(x *xw, res resource, mode propfindMode, names []prop
 	case pfAllprop:
 		for _, l := range liveProps {
 			if inAllprop(l) {
-				pc.live(fx, l, res)
+				pc.writeLive(fx, l, e, named)
 			}
 		}
 		for _, d := range dead {
 			fx.prop(d.Space, d.Local, d.Value)
 		}
-		for _, n := range names { // DAV:include
-			if isLive(n) && !inAllprop(n.Local) && !pc.live(fx, n.Local, res) {
-				missing = append(missing, n)
+		for i, n := range pc.names { // DAV:include
+			if pc.live[i] && !inAllprop(n.Local) && !pc.writeLive(fx, n.Local, e, named) {
+				pc.missing = append(pc.missing, n)
 			}
 		}
 	case pfProp:
-		for _, n := range names {
-			if isLive(n) {
-				if !pc.live(fx, n.Local, res) {
-					missing = append(missing, n)
+		for i, n := range pc.names {
+			if pc.live[i] {
+				if !pc.writeLive(fx, n.Local, e, named) {
+					pc.missing = append(pc.missing, n)
 				}
 				continue
 			}
-			i := slices.IndexFunc(dead, func(d store.FileProp) bool { return d.FilePropName == n })
-			if i < 0 {
-				missing = append(missing, n)
+			j := slices.IndexFunc(dead, func(d store.FileProp) bool { return d.FilePropName == n })
+			if j < 0 {
+				pc.missing = append(pc.missing, n)
 				continue
 			}
-			fx.prop(n.Space, n.Local, dead[i].Value)
+			fx.prop(n.Space, n.Local, dead[j].Value)
 		}
 	}
-	fx.flush()
 
-	x.raw("<D:response>")
-	x.elem("href", rq.h.href(res.segs, res.fi.Dir))
-	if found.Len() > 0 || len(missing) == 0 {
-		x.raw("<D:propstat><D:prop>")
-		x.w.Write(found.Bytes())
-		x.raw("</D:prop>")
-		x.elem("status", statusLine(http.StatusOK))
-		x.raw("</D:propstat>")
+	x.raw("<D:response><D:href>")
+	x.b = append(x.b, base...)
+	if name != "" {
+		x.b = appendHrefEscape(x.b, name)
+		if e.Dir {
+			x.b = append(x.b, '/')
+		}
 	}
-	if len(missing) > 0 {
+	x.raw("</D:href>")
+	if len(fx.b) > 0 || len(pc.missing) == 0 {
 		x.raw("<D:propstat><D:prop>")
-		for _, n := range missing {
+		x.bytes(fx.b)
+		x.raw(propstatOK)
+	}
+	if len(pc.missing) > 0 {
+		x.raw("<D:propstat><D:prop>")
+		for _, n := range pc.missing {
 			x.prop(n.Space, n.Local, nil)
 		}
-		x.raw("</D:prop>")
-		x.elem("status", statusLine(http.StatusNotFound))
-		x.raw("</D:propstat>")
+		x.raw(propstatNotFound)
 	}
 	x.raw("</D:response>\n")
 }
 
 // has reports whether the live property applies to the resource.
-func (pc *propCtx) has(local string, res resource) bool {
+func (pc *propCtx) has(local string, e *store.FileEntry, named bool) bool {
 	switch local {
 	case "getcontentlength", "getcontenttype":
-		return !res.fi.Dir
+		return !e.Dir
 	case "displayname":
-		return len(res.segs) > 0
+		return named
 	}
 	return true
 }
 
-// live writes a live property; false if it does not apply.
-func (pc *propCtx) live(x *xw, local string, res resource) bool {
-	if !pc.has(local, res) {
+// writeLive writes a live property; false if it does not apply.
+func (pc *propCtx) writeLive(x *xw, local string, e *store.FileEntry, named bool) bool {
+	if !pc.has(local, e, named) {
 		return false
 	}
-	fi := res.fi
-	var v string
 	switch local {
 	case "resourcetype":
-		if fi.Dir {
+		if e.Dir {
 			x.raw("<D:resourcetype><D:collection/></D:resourcetype>")
 		} else {
 			x.raw("<D:resourcetype/>")
 		}
-		return true
 	case "supportedlock":
-		x.raw("<D:supportedlock>")
-		for _, s := range []string{"exclusive", "shared"} {
-			x.raw("<D:lockentry><D:lockscope><D:" + s + "/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>")
-		}
-		x.raw("</D:supportedlock>")
-		return true
+		x.raw(supportedLock)
 	case "lockdiscovery":
-		ls, err := pc.rq.fs.Locks(pc.rq.ctx, strings.Join(res.segs, "/"))
-		if err != nil {
+		if e.LocksErr != nil {
 			return false
 		}
 		x.raw("<D:lockdiscovery>")
-		for _, l := range ls {
+		for _, l := range e.Locks {
 			pc.rq.activeLock(x, l)
 		}
 		x.raw("</D:lockdiscovery>")
-		return true
 	case "displayname":
-		v = fi.Name
+		x.elem(local, e.Name)
 	case "getcontentlength":
-		v = strconv.FormatInt(fi.Size, 10)
+		x.b = strconv.AppendInt(append(x.b, "<D:getcontentlength>"...), e.Size, 10)
+		x.raw("</D:getcontentlength>")
 	case "getcontenttype":
-		v = contentType(fi)
+		x.elem(local, contentType(e.FileInfo))
 	case "getetag":
-		v = `"` + fi.ETag + `"`
+		x.b = append(append(append(x.b, `<D:getetag>"`...), e.ETag...), `"</D:getetag>`...)
+		x.spill()
 	case "getlastmodified":
-		v = fi.Modified.UTC().Format(http.TimeFormat)
+		x.b = e.Modified.UTC().AppendFormat(append(x.b, "<D:getlastmodified>"...), http.TimeFormat)
+		x.raw("</D:getlastmodified>")
 	case "creationdate":
-		v = fi.Created.UTC().Format(time.RFC3339)
+		x.b = e.Created.UTC().AppendFormat(append(x.b, "<D:creationdate>"...), time.RFC3339)
+		x.raw("</D:creationdate>")
 	case "quota-available-bytes":
 		pc.loadQuota()
-		v = strconv.FormatInt(max(pc.quota-pc.used, 0), 10)
+		x.elem(local, strconv.FormatInt(max(pc.quota-pc.used, 0), 10))
 	case "quota-used-bytes":
 		pc.loadQuota()
-		v = strconv.FormatInt(pc.used, 10)
+		x.elem(local, strconv.FormatInt(pc.used, 10))
 	default:
 		return false
 	}
-	x.elem(local, v)
 	return true
 }
 
@@ -311,7 +319,7 @@ func (rq *request) activeLock(x *xw, l store.FileLock) {
 	x.elem("depth", depth)
 	if len(l.Owner) > 0 {
 		x.raw("<D:owner>")
-		x.w.Write(l.Owner)
+		x.bytes(l.Owner)
 		x.raw("</D:owner>")
 	}
 	left := max(time.Until(l.Expires), 0)

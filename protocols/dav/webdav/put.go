@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"kreide/store"
 )
@@ -72,8 +73,10 @@ func (rq *request) put() {
 	if rq.h.max > 0 {
 		body = &limitReader{r: r.Body, left: rq.h.max}
 	}
-	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(fw, onlyReader{body}, buf); err != nil {
+	buf := uploadBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(fw, onlyReader{body}, *buf)
+	uploadBufs.Put(buf)
+	if err != nil {
 		fw.Abort()
 		if !errors.Is(err, store.ErrOverQuota) && !errors.Is(err, errTooLarge) && !store.IsNoSpace(err) {
 			rq.h.log.Debug("upload interrupted", "account", rq.a.ID(), "err", err)
@@ -95,6 +98,13 @@ func (rq *request) put() {
 		rq.w.WriteHeader(http.StatusNoContent)
 	}
 }
+
+// uploadBufs hold the 256 KiB buffers uploads stream through: a fresh one
+// for each PUT cost more than storing a small file does.
+var uploadBufs = sync.Pool{New: func() any {
+	b := make([]byte, 256<<10)
+	return &b
+}}
 
 // uploadType keeps a client's media type unless it says nothing
 // (application/octet-stream): then the name decides when it is served.

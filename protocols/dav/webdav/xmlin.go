@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Request bodies (PROPFIND, PROPPATCH, LOCK) are parsed into a small
@@ -235,20 +236,43 @@ func writeContent(b *bytes.Buffer, content []any) {
 }
 
 func escapeText(b *bytes.Buffer, s string) {
-	for _, r := range s {
-		switch r {
-		case '&':
-			b.WriteString("&amp;")
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '\r':
-			b.WriteString("&#xD;")
-		default:
-			b.WriteRune(r)
+	b.Write(appendEscapeText(b.AvailableBuffer(), s))
+}
+
+// appendEscapeText appends s to b as XML character data: markup characters
+// and CR escaped, bytes that are not UTF-8 replaced by U+FFFD. Runs that
+// need nothing (most names, dates and types) are copied whole.
+func appendEscapeText(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(append(b, s[start:i]...), utf8.RuneError)
+				start = i + 1
+			}
+			i += size
+			continue
 		}
+		var esc string
+		switch c {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\r':
+			esc = "&#xD;"
+		}
+		if esc != "" {
+			b = append(append(b, s[start:i]...), esc...)
+			start = i + 1
+		}
+		i++
 	}
+	return append(b, s[start:]...)
 }
 
 func escapeAttr(b *bytes.Buffer, s string) {

@@ -1,9 +1,9 @@
 package webdav
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -15,36 +15,70 @@ import (
 
 const xmlHeader = `<?xml version="1.0" encoding="utf-8"?>` + "\n"
 
-// xw writes XML to a buffered writer.
+// xw appends XML to a buffer and hands the buffer to w each time it holds
+// xwSpill bytes, so a multistatus of any length streams in pieces of that
+// size. With w nil it only collects (a fragment written later).
 type xw struct {
-	w   *bufio.Writer
-	buf bytes.Buffer
+	w   io.Writer
+	b   []byte
+	err error // the first error of w; later writes are dropped
 }
+
+const xwSpill = 32 << 10
 
 func newXW(w http.ResponseWriter, status int) *xw {
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(status)
-	x := &xw{w: bufio.NewWriterSize(w, 32<<10)}
+	x := &xw{w: w, b: make([]byte, 0, xwSpill+4<<10)}
 	x.raw(xmlHeader)
 	return x
 }
 
-func (x *xw) raw(s string) { x.w.WriteString(s) }
+// spill hands a full buffer to w.
+func (x *xw) spill() {
+	if len(x.b) >= xwSpill && x.w != nil {
+		x.write()
+	}
+}
+
+func (x *xw) write() {
+	if x.err == nil && len(x.b) > 0 {
+		_, x.err = x.w.Write(x.b)
+	}
+	x.b = x.b[:0]
+}
+
+func (x *xw) raw(s string) {
+	x.b = append(x.b, s...)
+	x.spill()
+}
+
+// bytes writes p as it is (an XML fragment).
+func (x *xw) bytes(p []byte) {
+	x.b = append(x.b, p...)
+	x.spill()
+}
 
 func (x *xw) text(s string) {
-	x.buf.Reset()
-	escapeText(&x.buf, s)
-	x.w.Write(x.buf.Bytes())
+	x.b = appendEscapeText(x.b, s)
+	x.spill()
 }
 
 // elem writes <D:local>text</D:local>.
 func (x *xw) elem(local, text string) {
-	x.raw("<D:" + local + ">")
-	x.text(text)
-	x.raw("</D:" + local + ">")
+	x.b = append(append(append(x.b, "<D:"...), local...), '>')
+	x.b = appendEscapeText(x.b, text)
+	x.b = append(append(append(x.b, "</D:"...), local...), '>')
+	x.spill()
 }
 
-func (x *xw) flush() error { return x.w.Flush() }
+// flush writes what is buffered and returns the first error of w.
+func (x *xw) flush() error {
+	if x.w != nil {
+		x.write()
+	}
+	return x.err
+}
 
 // propTag returns the start and end tags of a property element.
 func propTag(space, local string) (start, end string) {
@@ -68,7 +102,7 @@ func (x *xw) prop(space, local string, value []byte) {
 		return
 	}
 	x.raw(">")
-	x.w.Write(value)
+	x.bytes(value)
 	x.raw(end)
 }
 
@@ -85,14 +119,27 @@ func errorBody(w http.ResponseWriter, status int, condition string) {
 
 // hrefEscape percent-encodes one path segment for an href.
 func hrefEscape(seg string) string {
-	var b strings.Builder
+	return string(appendHrefEscape(nil, seg))
+}
+
+// hrefSafe marks the bytes a path segment keeps as they are in an href.
+var hrefSafe = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$'()*,;=:@", byte(c)) >= 0
+	}
+	return t
+}()
+
+// appendHrefEscape appends seg to b, percent-encoded as hrefEscape does.
+func appendHrefEscape(b []byte, seg string) []byte {
+	const hex = "0123456789ABCDEF"
+	start := 0
 	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$'()*,;=:@", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
+		if c := seg[i]; !hrefSafe[c] {
+			b = append(b, seg[start:i]...)
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			start = i + 1
 		}
 	}
-	return b.String()
+	return append(b, seg[start:]...)
 }
