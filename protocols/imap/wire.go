@@ -63,21 +63,21 @@ type frontConn struct {
 
 	// Output side, under wmu.
 	wmu      sync.Mutex
-	out      *[]byte // pending output (pooled; nil when empty)
-	outLit   int64   // literal bytes still to write
-	outHold  []byte  // the start of a line that may be a capability list
-	outMid   bool    // inside a line that is passed on as it comes
-	outTail  []byte  // the last bytes of that line (for a literal at its end)
-	outFlush bool    // a completed command or continuation: write now
-	wdl      time.Time
+	out      *[]byte   // pending output (pooled; nil when empty)
+	outLit   int64     // literal bytes still to write
+	outHold  []byte    // the start of a line that may be a capability list
+	outMid   bool      // inside a line that is passed on as it comes
+	outTail  []byte    // the last bytes of that line (for a literal at its end)
+	outFlush bool      // a completed command or continuation: write now
+	dlSet    time.Time // when the write deadline was last moved
 }
 
 const (
-	maxSegment       = 64 << 10 // longest command line between literals
-	maxPlainLiteral  = 4096     // imapserver's limit outside APPEND
-	outFlushAt       = 32 << 10
-	flushWaitTimeout = time.Minute
-	maxCapLine       = 2048
+	maxSegment      = 64 << 10 // longest command line between literals
+	maxPlainLiteral = 4096     // imapserver's limit outside APPEND
+	outFlushAt      = 32 << 10
+	writeTimeout    = time.Minute // for each write to the client to progress
+	maxCapLine      = 2048
 )
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, outFlushAt+4096); return &b }}
@@ -631,27 +631,26 @@ func (f *frontConn) flushLocked() error {
 	return err
 }
 
+// writeInner sends b. Every write has a deadline: a client that stops
+// reading must not hold the connection forever. imapserver sets one per
+// response line, which costs a timer update each; frontConn ignores those
+// and moves its own at most once a second.
 func (f *frontConn) writeInner(b []byte) error {
-	_, err := f.conn().Write(b)
+	c := f.conn()
+	if now := time.Now(); now.Sub(f.dlSet) > time.Second {
+		c.SetWriteDeadline(now.Add(writeTimeout))
+		f.dlSet = now
+	}
+	_, err := c.Write(b)
 	return err
 }
 
 // flushPending sends what is queued before imapserver waits for input.
-// imapserver has cleared its write deadline by then, so one is set here:
-// a client that stops reading must not hold the connection forever.
 func (f *frontConn) flushPending() {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	if f.out == nil {
-		return
-	}
-	c := f.conn()
-	if f.wdl.IsZero() {
-		c.SetWriteDeadline(time.Now().Add(flushWaitTimeout))
-		defer c.SetWriteDeadline(time.Time{})
-	}
 	if err := f.flushLocked(); err != nil {
-		c.Close()
+		f.conn().Close()
 	}
 }
 
@@ -664,9 +663,6 @@ func (f *frontConn) reply(lines ...string) {
 			return
 		}
 	}
-	c := f.conn()
-	c.SetWriteDeadline(time.Now().Add(flushWaitTimeout))
-	defer c.SetWriteDeadline(f.wdl)
 	f.flushLocked()
 }
 
@@ -752,6 +748,7 @@ func (f *frontConn) Close() error {
 	if f.wmu.TryLock() {
 		if f.out != nil {
 			f.conn().SetWriteDeadline(time.Now().Add(2 * time.Second))
+			f.dlSet = time.Now()
 			f.flushLocked()
 		}
 		f.wmu.Unlock()
@@ -762,16 +759,7 @@ func (f *frontConn) Close() error {
 func (f *frontConn) LocalAddr() net.Addr  { return f.tc.LocalAddr() }
 func (f *frontConn) RemoteAddr() net.Addr { return f.tc.RemoteAddr() }
 
-func (f *frontConn) SetDeadline(t time.Time) error {
-	f.SetWriteDeadline(t)
-	return f.conn().SetReadDeadline(t)
-}
-
-func (f *frontConn) SetReadDeadline(t time.Time) error { return f.conn().SetReadDeadline(t) }
-
-func (f *frontConn) SetWriteDeadline(t time.Time) error {
-	f.wmu.Lock()
-	f.wdl = t
-	f.wmu.Unlock()
-	return f.conn().SetWriteDeadline(t)
-}
+// SetDeadline and SetWriteDeadline leave writes to writeInner's deadline.
+func (f *frontConn) SetDeadline(t time.Time) error      { return f.conn().SetReadDeadline(t) }
+func (f *frontConn) SetReadDeadline(t time.Time) error  { return f.conn().SetReadDeadline(t) }
+func (f *frontConn) SetWriteDeadline(t time.Time) error { return nil }

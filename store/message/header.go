@@ -199,9 +199,9 @@ func FilterHeader(header []byte, names []string, not bool) []byte {
 	if len(header) > 0 && !bytes.Contains(header, nl) {
 		nl = nl[1:] // bare-LF message
 	}
-	var out []byte
+	out := make([]byte, 0, min(len(header), 1024))
 	forEachField(header, func(name, _, raw []byte) bool {
-		in := slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, string(name)) })
+		in := slices.ContainsFunc(names, func(n string) bool { return equalFoldASCII(n, name) })
 		if in != not {
 			out = append(out, raw...)
 			if raw[len(raw)-1] != '\n' {
@@ -211,6 +211,27 @@ func FilterHeader(header []byte, names []string, not bool) []byte {
 		return true
 	})
 	return append(out, nl...)
+}
+
+// equalFoldASCII compares a field name case-insensitively in ASCII, as
+// RFC 5322 field names are (no Unicode folding, no allocation).
+func equalFoldASCII(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		x, y := s[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // HeaderValues returns the values of all fields called name in a raw
