@@ -92,7 +92,7 @@ func (a *Account) scanDeleted(tx *bolt.Tx, mbox MailboxID) ([]uint32, error) {
 	var out []uint32
 	prefix := mboxKey(mbox)
 	c := tx.Bucket(bktMsgs).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) == 8 && string(k[:4]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) == 8 && string(k[:4]) == string(prefix); k, v = c.Next() {
 		rec, err := unmarshalMsgRecord(v)
 		if err != nil {
 			return nil, err

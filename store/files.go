@@ -276,7 +276,7 @@ func (a *Account) children(tx *bolt.Tx, id uint64) ([]*fileNode, error) {
 	var out []*fileNode
 	prefix := nodeKey(id)
 	c := tx.Bucket(bktFileChildren).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) > 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) > 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
 		if len(v) != 8 {
 			return nil, errBadRecord
 		}

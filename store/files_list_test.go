@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,9 +27,11 @@ func TestFilesList(t *testing.T) {
 		}
 	}
 	var want []string
+	sizeOf := map[string]int64{}
 	for i := range 300 {
 		p := fmt.Sprintf("Schule/Klasse 5b/Blatt %03d.txt", (i*7)%300)
 		want = append(want, p)
+		sizeOf[p] = int64(i)
 		w, err := fs.Create(ctx, p, store.FileCreateOptions{ContentType: []string{"", "text/plain", "application/pdf"}[i%3]})
 		if err != nil {
 			t.Fatal(err)
@@ -118,8 +121,21 @@ func TestFilesList(t *testing.T) {
 			t.Fatalf("List %q, Depth 0: %+v, %v", p, one, err)
 		}
 	}
-	if list, _ := fs.List(ctx, "Schule/Klasse 5b", all); len(list) != 301 || list[1].Name != "Blatt 000.txt" || list[300].Name != "Blatt 299.txt" {
-		t.Fatalf("listing of 300: %d entries", len(list))
+	// The 300 files, created out of order, listed sorted by name and each
+	// with the size it was written with (ReadDir shares List's code, so
+	// this checks against what was created).
+	list, err := fs.List(ctx, "Schule/Klasse 5b", all)
+	if err != nil || len(list) != 301 {
+		t.Fatalf("listing of 300: %d entries, %v", len(list), err)
+	}
+	slices.Sort(want)
+	for i, e := range list[1:] {
+		if join("Schule/Klasse 5b", e.Name) != want[i] {
+			t.Fatalf("listing of 300 [%d]: %q, want %q", i, e.Name, want[i])
+		}
+		if e.Size != sizeOf[want[i]] {
+			t.Fatalf("%s: size %d, want %d", e.Name, e.Size, sizeOf[want[i]])
+		}
 	}
 	if _, err := fs.List(ctx, "Schule/none", all); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("List of nothing: %v", err)

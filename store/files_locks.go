@@ -109,7 +109,7 @@ func (a *Account) nodeLocks(tx *bolt.Tx, node uint64, now time.Time) ([]*fileLoc
 	var expired [][]byte
 	prefix := nodeKey(node)
 	c := tx.Bucket(bktFileLocks).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) > 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) > 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
 		l, err := a.unmarshalLock(k, v)
 		if err != nil {
 			return nil, err
@@ -195,7 +195,7 @@ func (a *Account) dropLocks(tx *bolt.Tx, nodes []*fileNode) error {
 		var keys [][]byte
 		prefix := nodeKey(n.ID)
 		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && len(k) > 8 && string(k[:8]) == string(prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); len(k) > 8 && string(k[:8]) == string(prefix); k, _ = c.Next() {
 			keys = append(keys, append([]byte(nil), k...))
 		}
 		for _, k := range keys {

@@ -322,7 +322,7 @@ func (a *Account) uidsTx(tx *bolt.Tx, mbox MailboxID) ([]uint32, error) {
 	var out []uint32
 	prefix := mboxKey(mbox)
 	c := tx.Bucket(bktMsgs).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && len(k) == 8 && string(k[:4]) == string(prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); len(k) == 8 && string(k[:4]) == string(prefix); k, _ = c.Next() {
 		out = append(out, binary.BigEndian.Uint32(k[4:]))
 	}
 	return out, nil

@@ -343,12 +343,11 @@ func (h *handle) open(d *Directory, known *AccountInfo) error {
 	// Buckets added by a newer version are created here, in a write
 	// transaction only when one is missing: a write at every open would cost
 	// two fsyncs and a new freelist page each time an account is opened.
-	if err := db.View(hasBuckets); err != nil {
-		err = db.Update(ensureBuckets)
-	}
-	if err != nil {
-		db.Close()
-		return err
+	if db.View(hasBuckets) != nil {
+		if err := db.Update(ensureBuckets); err != nil {
+			db.Close()
+			return fmt.Errorf("account %s: %w", info.Login, err)
+		}
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	h.db = db

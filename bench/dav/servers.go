@@ -151,11 +151,6 @@ type radicaleServer struct {
 	p            *proc
 }
 
-func radicaleInstalled() bool {
-	_, err := exec.LookPath("radicale")
-	return err == nil
-}
-
 func startRadicale(ctx context.Context, dir string, users map[string]string) (*radicaleServer, error) {
 	bin, err := exec.LookPath("radicale")
 	if err != nil {

@@ -179,8 +179,11 @@ func (s *Server) transfer(conn net.Conn, br *bufio.Reader, req Request) {
 		return
 	}
 	defer a.Close()
-	if err := writeJSONLine(w, Response{}); err == nil {
-		err = w.Flush()
+	if err := writeJSONLine(w, Response{}); err != nil {
+		return // the client has gone
+	}
+	if err := w.Flush(); err != nil {
+		return
 	}
 	s.logger.Info("admin command", "op", req.Op, "address", req.Address)
 	start := time.Now()

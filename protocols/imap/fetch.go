@@ -103,11 +103,6 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opts *ima
 	return nil
 }
 
-// load reads the metadata (and structure) of uids, ascending.
-func (s *session) load(uids []uint32, structure bool) (map[uint32]*store.Message, error) {
-	return s.loadWith(uids, store.FetchOptions{Structure: structure})
-}
-
 // loadWith reads the metadata and what opts asks for of uids, ascending.
 func (s *session) loadWith(uids []uint32, opts store.FetchOptions) (map[uint32]*store.Message, error) {
 	out := make(map[uint32]*store.Message, len(uids))

@@ -287,7 +287,6 @@ func TestHeaderCache(t *testing.T) {
 	if _, err := r.d.Deliver(ctx, []store.Recipient{{AccountID: r.id}}, strings.NewReader(raws[0])); err != nil {
 		t.Fatal(err)
 	}
-	raws = append(raws, raws[0])
 	check := func(mbox store.MailboxID, uids []uint32, what string, cached func(i int) bool) {
 		t.Helper()
 		var ms []store.Message

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -169,17 +168,6 @@ func (e *xelem) child(local string) *xelem {
 		}
 	}
 	return nil
-}
-
-// text is the character data directly in e.
-func (e *xelem) text() string {
-	var b strings.Builder
-	for _, c := range e.Content {
-		if s, ok := c.(string); ok {
-			b.WriteString(s)
-		}
-	}
-	return b.String()
 }
 
 // fragment serializes the content of e as a self-contained XML fragment:

@@ -59,11 +59,6 @@ func (x *xw) bytes(p []byte) {
 	x.spill()
 }
 
-func (x *xw) text(s string) {
-	x.b = appendEscapeText(x.b, s)
-	x.spill()
-}
-
 // elem writes <D:local>text</D:local>.
 func (x *xw) elem(local, text string) {
 	x.b = append(append(append(x.b, "<D:"...), local...), '>')
