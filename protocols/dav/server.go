@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"kreide/protocols/autoconfig"
+	"kreide/protocols/connlimit"
 	"kreide/protocols/dav/caldav"
 	"kreide/protocols/dav/davauth"
 	"kreide/protocols/dav/webdav"
@@ -133,10 +134,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// limit applies Options.MaxConnsPerIP to ln. Refusals are logged once per
-// hundred, so a flood does not flood the log too.
+// limit applies Options.MaxConnsPerIP to ln: a connection over it is closed
+// at once (HTTP clients retry). Refusals are logged once per hundred, so a
+// flood does not flood the log too.
 func (s *Server) limit(ln net.Listener) net.Listener {
-	return newLimitListener(ln, s.maxPerIP, func(ip string) {
+	if s.maxPerIP <= 0 {
+		return ln
+	}
+	return connlimit.Listener(ln, connlimit.New(s.maxPerIP), func(c net.Conn, ip string) {
+		c.Close()
 		if s.dropped.Add(1)%100 == 1 {
 			s.log.Warn("dav: too many connections from one address, refusing", "remote", ip, "refused_so_far", s.dropped.Load())
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"kreide/protocols/connlimit"
 	"kreide/protocols/tlsconf"
 	"kreide/store"
 )
@@ -71,9 +72,9 @@ type Server struct {
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.Listener]struct{}
-	perIP     map[string]int
-	perUser   map[string]int
 	sessions  sync.WaitGroup
+
+	perIP, perUser *connlimit.Counter
 }
 
 // New returns a server; call Serve or ServeTLS to accept connections.
@@ -92,8 +93,8 @@ func New(o Options) *Server {
 		log:       o.Logger,
 		timeouts:  defaultTimeouts,
 		listeners: make(map[net.Listener]struct{}),
-		perIP:     make(map[string]int),
-		perUser:   make(map[string]int),
+		perIP:     connlimit.New(o.MaxConnsPerIP),
+		perUser:   connlimit.New(o.MaxConnsPerUser),
 		ln:        newChanListener(),
 	}
 	caps := imap.CapSet{}
@@ -167,8 +168,8 @@ func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
 }
 
 func (s *Server) handle(c net.Conn, implicitTLS bool) {
-	ip := remoteIP(c)
-	if !s.acquireIP(ip) {
+	ip := connlimit.Host(c.RemoteAddr())
+	if !s.perIP.Acquire(ip) {
 		s.log.Info("imap: too many connections", "remote", ip)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		c.Write([]byte("* BYE [UNAVAILABLE] Too many connections from your address\r\n"))
@@ -215,56 +216,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) acquireIP(ip string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.o.MaxConnsPerIP > 0 && s.perIP[ip] >= s.o.MaxConnsPerIP {
-		return false
-	}
-	s.perIP[ip]++
-	return true
-}
-
-func (s *Server) releaseIP(ip string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perIP[ip]--; s.perIP[ip] <= 0 {
-		delete(s.perIP, ip)
-	}
-}
-
-func (s *Server) acquireUser(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.o.MaxConnsPerUser > 0 && s.perUser[id] >= s.o.MaxConnsPerUser {
-		return false
-	}
-	s.perUser[id]++
-	return true
-}
-
-func (s *Server) releaseUser(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[id]--; s.perUser[id] <= 0 {
-		delete(s.perUser, id)
-	}
-}
-
 func (s *Server) appendLimit() uint32 {
 	return uint32(min(s.o.MaxMessageSize, math.MaxUint32))
-}
-
-func remoteIP(c net.Conn) string {
-	addr := c.RemoteAddr()
-	if addr == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	return host
 }
 
 // trackedConn is the raw connection under imapserver (and under TLS). It
@@ -325,7 +278,7 @@ func (c *trackedConn) setIdle(on bool) {
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.closeOnce.Do(func() { c.s.releaseIP(c.ip) })
+	c.closeOnce.Do(func() { c.s.perIP.Release(c.ip) })
 	return err
 }
 

@@ -96,7 +96,7 @@ func (s *session) logout() {
 		return
 	}
 	s.watch.Close()
-	s.srv.releaseUser(s.acct.ID())
+	s.srv.perUser.Release(s.acct.ID())
 	s.acct.Close()
 	s.acct, s.watch = nil, nil
 	s.tc.authed.Store(false)
@@ -127,7 +127,7 @@ func (s *session) Login(username, password string) (err error) {
 		}
 		return imapserver.ErrAuthFailed
 	}
-	if !s.srv.acquireUser(a.ID()) {
+	if !s.srv.perUser.Acquire(a.ID()) {
 		a.Close()
 		return no(imap.ResponseCodeLimit, "Too many connections to this account")
 	}

@@ -14,6 +14,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"kreide/protocols/connlimit"
 	"kreide/store"
 )
 
@@ -136,7 +137,7 @@ type Server struct {
 	log   *slog.Logger
 	ctx   context.Context // cancelled by Close
 	stop  context.CancelFunc
-	conns *ipLimiter
+	conns *connlimit.Counter
 	queue *queueRunner
 
 	mu       sync.Mutex
@@ -163,7 +164,7 @@ func New(o Options) *Server {
 		panic(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{o: o, log: o.Logger.With("proto", "smtp"), ctx: ctx, stop: cancel, conns: newIPLimiter(o.MaxConnsPerIP)}
+	s := &Server{o: o, log: o.Logger.With("proto", "smtp"), ctx: ctx, stop: cancel, conns: connlimit.New(o.MaxConnsPerIP)}
 	s.queue = newQueueRunner(s)
 	if !o.DisableQueue {
 		s.queue.start()
@@ -216,7 +217,7 @@ func (s *Server) ServeMX(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	return srv.Serve(s.conns.listener(ln, s.o.Hostname, false))
+	return srv.Serve(s.listener(ln, false))
 }
 
 // ServeSubmission serves message submission with STARTTLS (port 587).
@@ -225,7 +226,7 @@ func (s *Server) ServeSubmission(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	return srv.Serve(s.conns.listener(ln, s.o.Hostname, false))
+	return srv.Serve(s.listener(ln, false))
 }
 
 // ServeSubmissions serves message submission over implicit TLS (port 465, RFC 8314).
@@ -237,7 +238,7 @@ func (s *Server) ServeSubmissions(ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	return srv.Serve(tls.NewListener(s.conns.listener(ln, s.o.Hostname, true), s.o.TLS))
+	return srv.Serve(tls.NewListener(s.listener(ln, true), s.o.TLS))
 }
 
 // Close stops the listeners and closes open connections, waits for messages

@@ -12,6 +12,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"kreide/protocols/connlimit"
 	"kreide/store"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) newSession(m mode, c *gosmtp.Conn) *session {
 	if st, ok := c.TLSConnectionState(); ok {
 		ss.tls = &st
 	}
-	ss.log = s.log.With("mode", m.String(), "remote", hostOf(c.Conn().RemoteAddr()))
+	ss.log = s.log.With("mode", m.String(), "remote", connlimit.Host(c.Conn().RemoteAddr()))
 	return ss
 }
 
