@@ -241,10 +241,16 @@ func (h *handle) openBlob(tx *bolt.Tx, ref blobRef, key crypto.Key) (*BlobReader
 // sweepOrphans removes blob files that no record references: left by a crash
 // between writing a file and committing its record. Files newer than the
 // handle are skipped: they may be writes in progress.
-func (h *handle) sweepOrphans(opened time.Time) {
+func (h *handle) sweepOrphans(opened time.Time, stop <-chan struct{}) {
 	root := filepath.Join(h.dir, "blobs")
 	var orphans []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		select {
+		case <-stop: // the store is closing
+			orphans = nil
+			return filepath.SkipAll
+		default:
+		}
 		if err != nil || d.IsDir() {
 			return nil
 		}

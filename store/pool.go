@@ -37,6 +37,7 @@ type pool struct {
 	m      map[string]*handle
 	closed bool
 	stop   chan struct{}
+	bg     sync.WaitGroup // reap and blob sweeps: closeAll waits for them
 
 	// unmapMu serializes unmapQuiet and guards system.db's activity as
 	// unmapDirectory last saw it.
@@ -113,7 +114,7 @@ const (
 
 func newPool(d *Directory, idle time.Duration) *pool {
 	p := &pool{d: d, idle: idle, unmapAfter: unmapAfter, m: make(map[string]*handle), stop: make(chan struct{})}
-	go p.reap()
+	p.bg.Go(p.reap)
 	return p
 }
 
@@ -316,7 +317,12 @@ func (p *pool) closeAll() {
 	p.m = nil
 	p.mu.Unlock()
 	for _, h := range hs {
-		<-h.ready
+		<-h.ready // an open in progress may still start its sweep
+	}
+	// A sweep still walking the blob directories would keep them open
+	// (and their file system busy) after Close returns.
+	p.bg.Wait()
+	for _, h := range hs {
 		if h.db != nil {
 			h.db.Close()
 		}
@@ -352,7 +358,8 @@ func (h *handle) open(d *Directory, known *AccountInfo) error {
 	db.MaxBatchDelay = 2 * time.Millisecond
 	h.db = db
 	h.touch()
-	go h.sweepOrphans(time.Now())
+	opened := time.Now()
+	d.pool.bg.Go(func() { h.sweepOrphans(opened, d.pool.stop) })
 	return nil
 }
 
